@@ -1,0 +1,210 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_CANCEL_SOURCE_HPP
+#define ARC_CANCEL_SOURCE_HPP
+
+#include <arc/cancel_reason.hpp>
+#include <arc/detail/op_node.hpp>
+#include <arc/detail/source_state.hpp>
+
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution/executor.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/is_executor.hpp>
+
+#include <cstddef>
+#include <source_location>
+#include <type_traits>
+#include <vector>
+
+namespace arc {
+
+/// Options for a cancel_source.
+struct cancel_source_options
+{
+  /// How many requests history() keeps (the most recent ones). At least 1.
+  std::size_t history_limit = 8;
+};
+
+/// A shared, thread-safe, level-triggered source of reasoned cancellation.
+/**
+ * A cancel_source is a handle; copies share one state. Operations are bound
+ * to it with arc::bind_cancel(src, token) (or with slot()), coroutines with
+ * arc::co_spawn, and child sources with make_child().
+ *
+ * - The first reason sticks: reason() never changes once set. Every request
+ *   is counted by requests() and kept, up to a bound, in history().
+ * - Level-triggered: once cancelled, it stays cancelled. An operation bound
+ *   afterwards is cancelled as soon as it has installed its cancellation
+ *   handler; the emit is posted, never delivered inside the initiating function.
+ * - A request made from any thread is recorded at once. The emit to each bound
+ *   operation is delivered on that operation's executor (the initiation's
+ *   get_executor(), else the source's executor), never inline on a foreign thread.
+ * - Destroying the last handle does not cancel anything: bound operations
+ *   keep the state alive and complete normally.
+ *
+ * @par Thread Safety
+ * Distinct objects: safe. Shared objects: safe; every member may be called
+ * concurrently from any thread.
+ */
+class cancel_source
+{
+public:
+  class slot_type;
+
+  /// A source without an executor.
+  /**
+   * Operations bound with bind_cancel still get their emits on their own
+   * executor; only slot() needs the source's executor.
+   */
+  cancel_source();
+
+  /// A source without an executor, with @p opts.
+  explicit cancel_source(cancel_source_options opts);
+
+  /// A source whose emits go to @p ex when a bound operation exposes no executor.
+  template <typename Executor>
+    requires(boost::asio::execution::is_executor<Executor>::value
+        || boost::asio::is_executor<Executor>::value)
+  explicit cancel_source(const Executor& ex, cancel_source_options opts = {});
+
+  /// A source that uses @p ctx's executor.
+  template <typename ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+  explicit cancel_source(ExecutionContext& ctx, cancel_source_options opts = {})
+    : cancel_source(ctx.get_executor(), opts)
+  {
+  }
+
+  cancel_source(const cancel_source& other) noexcept;
+  cancel_source(cancel_source&& other) noexcept;
+  cancel_source& operator=(const cancel_source& other) noexcept;
+  cancel_source& operator=(cancel_source&& other) noexcept;
+
+  /// Drops this handle. Never cancels.
+  ~cancel_source();
+
+  /// Request cancellation with reason::user() made at the caller's location.
+  /**
+   * @return true if this was the first request.
+   *
+   * @par Thread Safety
+   * May be called from any thread.
+   */
+  bool cancel(std::source_location where = std::source_location::current());
+
+  /// Request cancellation with @p reason, emitting @p type to bound operations.
+  /**
+   * The first reason is kept as reason(); later ones are counted and kept in
+   * history(), and are emitted again so that, for example, a partial request
+   * followed by a terminal one reaches the operations. An empty @p reason is
+   * recorded as reason::unspecified().
+   *
+   * @return true if this was the first request.
+   *
+   * @par Thread Safety
+   * May be called from any thread.
+   */
+  bool cancel(cancel_reason reason,
+      boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal);
+
+  /// True once any request was made.
+  bool cancelled() const noexcept;
+
+  /// The first reason; empty while not cancelled.
+  cancel_reason reason() const noexcept;
+
+  /// How many requests were made.
+  std::size_t requests() const noexcept;
+
+  /// The most recent requests, oldest first, at most the history_limit.
+  std::vector<cancel_reason> history() const;
+
+  /// A new source that is cancelled, as reason_kind::parent, when this one is.
+  /**
+   * If this source is already cancelled, the child is cancelled at once.
+   * Cancelling the child does not affect this source. The child shares this
+   * source's executor.
+   */
+  cancel_source make_child() const;
+
+  /// A slot for one operation, for use with boost::asio::bind_cancellation_slot.
+  /**
+   * Each call makes a new node, so each operation gets its own handler. The
+   * node is released when the last copy of the slot is gone, which normally
+   * is when the operation's handler is destroyed; do not keep copies beyond
+   * the operation. Emits go to the source's executor.
+   *
+   * @throws boost::system::system_error(arc::error::no_executor) if the
+   * source was made without an executor.
+   */
+  slot_type slot() const;
+
+  /// True if the source was given an executor.
+  bool has_executor() const noexcept;
+
+  friend bool operator==(const cancel_source& a, const cancel_source& b) noexcept
+  {
+    return a.state_ == b.state_;
+  }
+
+  /// @cond INTERNAL
+  explicit cancel_source(detail::source_state* adopted) noexcept : state_(adopted) {}
+  detail::source_state* state() const noexcept { return state_; }
+  /// @endcond
+
+private:
+  detail::source_state* state_;
+};
+
+/// The slot returned by cancel_source::slot(); satisfies Asio's CancellationSlot requirements.
+/**
+ * Copies share one node. Besides Asio's members it offers reason(): the
+ * reason of the last emit that reached the installed handler.
+ */
+class cancel_source::slot_type
+{
+public:
+  /// A slot that is not connected.
+  slot_type() noexcept = default;
+  slot_type(const slot_type& other) noexcept;
+  slot_type(slot_type&& other) noexcept;
+  slot_type& operator=(slot_type other) noexcept;
+  ~slot_type();
+
+  template <typename CancellationHandler, typename... Args>
+  CancellationHandler& emplace(Args&&... args)
+  {
+    return slot_.template emplace<CancellationHandler>(std::forward<Args>(args)...);
+  }
+
+  template <typename CancellationHandler>
+  std::decay_t<CancellationHandler>& assign(CancellationHandler&& h)
+  {
+    return slot_.assign(std::forward<CancellationHandler>(h));
+  }
+
+  void clear() noexcept { slot_.clear(); }
+  bool is_connected() const noexcept { return slot_.is_connected(); }
+  bool has_handler() const noexcept { return slot_.has_handler(); }
+  const cancel_reason& reason() const noexcept { return slot_.reason(); }
+
+  friend bool operator==(const slot_type& a, const slot_type& b) noexcept
+  {
+    return a.slot_ == b.slot_;
+  }
+
+  /// @cond INTERNAL
+  explicit slot_type(detail::op_node* adopted) noexcept : slot_(adopted) {}
+  void note_reason(const cancel_reason& r) noexcept { slot_.note_reason(r); }
+  detail::node_slot view() const noexcept { return slot_; }
+  /// @endcond
+
+private:
+  detail::node_slot slot_;
+};
+
+} // namespace arc
+
+#include <arc/impl/cancel_source.hpp>
+
+#endif

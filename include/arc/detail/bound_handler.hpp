@@ -1,0 +1,277 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_DETAIL_BOUND_HANDLER_HPP
+#define ARC_DETAIL_BOUND_HANDLER_HPP
+
+#include <arc/cancellation_signal.hpp>
+#include <arc/detail/op_node.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/associator.hpp>
+#include <boost/asio/system_executor.hpp>
+
+#include <type_traits>
+#include <utility>
+
+namespace arc {
+class cancel_source;
+} // namespace arc
+
+namespace arc::detail {
+
+// --- Reading the reason an arc slot carries, without owning it --------------
+
+struct no_reason_view
+{
+  const cancel_reason& reason() const noexcept { return reason::unspecified(); }
+};
+
+inline node_slot reason_view(const node_slot& s) noexcept { return s; }
+inline cancellation_slot reason_view(const cancellation_slot& s) noexcept { return s; }
+template <typename Slot>
+  requires requires(const Slot& s) { s.note_reason(cancel_reason()); }
+  && (!std::is_same_v<Slot, node_slot>) && (!std::is_same_v<Slot, cancellation_slot>)
+auto reason_view(const Slot& s) noexcept
+{
+  return s.view();
+}
+template <typename Slot>
+no_reason_view reason_view(const Slot&) noexcept
+{
+  return {};
+}
+
+// Tell an arc slot why its operation ended; a no-op for other slot types.
+template <typename Slot>
+void note_reason(Slot& s, const cancel_reason& r) noexcept
+{
+  if constexpr (requires { s.note_reason(r); })
+    s.note_reason(r);
+}
+
+// --- Choosing where emits are delivered --------------------------------------
+
+template <typename Handler>
+inline constexpr bool has_associated_executor = !requires {
+  typename asio::associated_executor<Handler,
+      asio::system_executor>::asio_associated_executor_is_unspecialised;
+};
+
+// The operation's own executor if the initiation exposes one; else the
+// handler's associated executor; else the source's; else none (inline).
+template <typename Initiation, typename Handler>
+auto emit_executor(const Initiation& init, const Handler& h, source_state* src)
+{
+  if constexpr (requires { init.get_executor(); })
+    return asio::get_associated_executor(h, init.get_executor());
+  else if constexpr (has_associated_executor<Handler>)
+    return asio::get_associated_executor(h);
+  else
+    return src && src->executor() ? *src->executor() : asio::any_io_executor();
+}
+
+// --- Forwarding the handler's own slot ---------------------------------------
+
+// Installed in the slot the completion handler already had (e.g. a coroutine's),
+// so that cancellation from there still reaches the bound operation.
+template <typename View>
+class slot_forwarder
+{
+public:
+  slot_forwarder(op_node* n, View v) noexcept : node_(n), view_(v) { node_->add_ref(); }
+  slot_forwarder(const slot_forwarder&) = delete;
+  ~slot_forwarder() { node_->release(); }
+
+  void operator()(asio::cancellation_type_t t)
+  {
+    const cancel_reason& r = view_.reason();
+    node_->emit(r ? r : reason::unspecified(), t);
+  }
+
+private:
+  op_node* node_;
+  View view_;
+};
+
+// --- The completion handler wrapper ------------------------------------------
+
+// Owns one reference to the node. On completion (or destruction, when the
+// io_context is destroyed with the operation pending) it disarms the node, so
+// that no later emit reaches the handler the operation left installed.
+template <typename Handler, bool AppendReason>
+class bound_handler
+{
+public:
+  using cancellation_slot_type = node_slot;
+
+  template <typename H>
+  bound_handler(H&& h, op_node* n) : handler_(std::forward<H>(h)), node_(n)
+  {
+  }
+
+  bound_handler(bound_handler&& o) noexcept(std::is_nothrow_move_constructible_v<Handler>)
+    : handler_(std::move(o.handler_)), node_(std::exchange(o.node_, nullptr)),
+      forwarded_(o.forwarded_)
+  {
+  }
+
+  bound_handler& operator=(bound_handler&&) = delete;
+
+  ~bound_handler()
+  {
+    // Not invoked: the operation is being destroyed. The handler's own slot
+    // may already be gone, so it is not touched; the forwarder keeps the
+    // node's memory alive for as long as it exists.
+    if (node_)
+    {
+      node_->disarm();
+      node_->release();
+    }
+  }
+
+  cancellation_slot_type get_cancellation_slot() const noexcept { return node_slot(node_); }
+
+  // Connect the handler's own slot, if it has one, to the node.
+  void forward_own_slot()
+  {
+    auto own = asio::get_associated_cancellation_slot(handler_);
+    if (own.is_connected())
+    {
+      using view = decltype(reason_view(own));
+      own.template emplace<slot_forwarder<view>>(node_, reason_view(own));
+      forwarded_ = true;
+    }
+  }
+
+  template <typename... Args>
+  void operator()(Args&&... args)
+  {
+    op_node* n = std::exchange(node_, nullptr);
+    n->disarm();
+    if (forwarded_)
+      asio::get_associated_cancellation_slot(handler_).clear();
+    if constexpr (AppendReason)
+    {
+      cancel_reason r = n->reason();
+      n->release();
+      std::move(handler_)(std::forward<Args>(args)..., std::move(r));
+    }
+    else
+    {
+      n->release();
+      std::move(handler_)(std::forward<Args>(args)...);
+    }
+  }
+
+  Handler handler_;
+
+private:
+  op_node* node_;
+  bool forwarded_ = false;
+};
+
+// Start @p init with @p h bound to a fresh node of @p src.
+template <bool AppendReason, typename Initiation, typename Handler, typename... Args>
+void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... args)
+{
+  using handler_type = std::decay_t<Handler>;
+  auto ex = emit_executor(init, h, src);
+  auto* node = op_node_impl<decltype(ex)>::create(src, std::move(ex));
+  bound_handler<handler_type, AppendReason> bh(std::forward<Handler>(h), node);
+  bh.forward_own_slot();
+  node->link();
+  node->add_ref(); // kept across the initiation, which may consume bh
+  struct release_on_exit
+  {
+    op_node* n;
+    ~release_on_exit() { n->release(); }
+  } guard{node};
+  std::forward<Initiation>(init)(std::move(bh), std::forward<Args>(args)...);
+  node->flush_pending();
+}
+
+// An initiation that binds the handler to a source, then runs the inner one.
+template <typename Initiation, bool AppendReason>
+class initiate_bound
+{
+public:
+  template <typename I>
+  initiate_bound(I&& init, source_state* src) : init_(std::forward<I>(init)), source_(src)
+  {
+    source_->add_ref();
+  }
+  initiate_bound(const initiate_bound& o) : init_(o.init_), source_(o.source_)
+  {
+    source_->add_ref();
+  }
+  initiate_bound(initiate_bound&& o) noexcept
+    : init_(std::move(o.init_)), source_(std::exchange(o.source_, nullptr))
+  {
+  }
+  ~initiate_bound()
+  {
+    if (source_)
+      source_->release();
+  }
+
+  template <typename I = Initiation>
+  auto get_executor() const noexcept -> decltype(std::declval<const I&>().get_executor())
+  {
+    return init_.get_executor();
+  }
+
+  template <typename Handler, typename... Args>
+  void operator()(Handler&& h, Args&&... args) &&
+  {
+    launch_bound<AppendReason>(std::move(init_), source_, std::forward<Handler>(h),
+        std::forward<Args>(args)...);
+  }
+
+  template <typename Handler, typename... Args>
+  void operator()(Handler&& h, Args&&... args) const&
+  {
+    launch_bound<AppendReason>(init_, source_, std::forward<Handler>(h),
+        std::forward<Args>(args)...);
+  }
+
+private:
+  Initiation init_;
+  source_state* source_;
+};
+
+// void(Args...) -> void(Args..., cancel_reason)
+template <typename Signature>
+struct append_reason_signature;
+
+template <typename R, typename... Args>
+struct append_reason_signature<R(Args...)>
+{
+  using type = R(Args..., cancel_reason);
+};
+
+template <typename Signature>
+using append_reason_signature_t = typename append_reason_signature<Signature>::type;
+
+} // namespace arc::detail
+
+template <template <typename, typename> class Associator, typename Handler, bool Append,
+    typename DefaultCandidate>
+struct boost::asio::associator<Associator, arc::detail::bound_handler<Handler, Append>,
+    DefaultCandidate> : Associator<Handler, DefaultCandidate>
+{
+  static typename Associator<Handler, DefaultCandidate>::type get(
+      const arc::detail::bound_handler<Handler, Append>& h) noexcept
+  {
+    return Associator<Handler, DefaultCandidate>::get(h.handler_);
+  }
+
+  static auto get(const arc::detail::bound_handler<Handler, Append>& h,
+      const DefaultCandidate& c) noexcept
+    -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler_, c))
+  {
+    return Associator<Handler, DefaultCandidate>::get(h.handler_, c);
+  }
+};
+
+#endif

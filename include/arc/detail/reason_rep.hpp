@@ -1,0 +1,45 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_DETAIL_REASON_REP_HPP
+#define ARC_DETAIL_REASON_REP_HPP
+
+#include <arc/cancel_reason.hpp>
+
+#include <any>
+#include <atomic>
+#include <string>
+
+namespace arc::detail {
+
+// The shared, immutable body of a cancel_reason. Only refs_ ever changes.
+struct reason_rep
+{
+  mutable std::atomic<std::size_t> refs_{1};
+  reason_kind kind_ = reason_kind::user;
+  int signo_ = 0;
+  std::source_location where_{};
+  cancel_reason::clock::time_point when_{};
+  cancel_reason::clock::time_point deadline_{};
+  std::string message_;
+  cancel_reason cause_;
+  std::any tag_;
+};
+
+struct reason_fields
+{
+  reason_kind kind;
+  std::string_view message{};
+  std::source_location where{};
+  cancel_reason::clock::time_point deadline{};
+  int signo = 0;
+  cancel_reason cause{};
+  // When set, deadline is when() + after, so the printed timeout is exact.
+  bool relative = false;
+  cancel_reason::clock::duration after{};
+};
+
+// Defined in src/cancel_reason.cpp; the tag, if any, is moved in.
+cancel_reason make_reason(reason_fields f, std::any tag = {});
+
+} // namespace arc::detail
+
+#endif

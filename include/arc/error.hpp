@@ -1,0 +1,78 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_ERROR_HPP
+#define ARC_ERROR_HPP
+
+#include <arc/cancel_reason.hpp>
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <type_traits>
+
+namespace arc {
+
+/// arc's error codes, in the Boost.System category "arc".
+/**
+ * The cancellation codes (cancelled … escalated) are all equivalent to the
+ * condition boost::system::errc::operation_canceled, just as
+ * boost::asio::error::operation_aborted is:
+ * @code ec == boost::system::errc::operation_canceled @endcode
+ * holds for every one of them. The other codes report misuse or outcomes.
+ */
+enum class error
+{
+  // Cancellation codes.
+  cancelled = 1,            ///< Cancelled (user or unspecified reason).
+  timed_out,                ///< A deadline expired.
+  shutdown,                 ///< A group or context is shutting down.
+  signalled,                ///< An OS signal arrived.
+  parent_cancelled,         ///< A parent was cancelled.
+  shield_deadline_exceeded, ///< Shielded work ran past its deadline.
+  escalated,                ///< A guard let a repeated request through.
+
+  // Outcomes and misuse.
+  cancel_ignored = 100,     ///< The target swallowed a cancellation.
+  group_closed,             ///< The group no longer accepts work.
+  already_started,          ///< The operation was already started.
+  not_in_task,              ///< Called outside a task started by arc.
+  no_executor               ///< The operation needs an executor and none was given.
+};
+
+/// The "arc" error category.
+const boost::system::error_category& error_category() noexcept;
+
+/// Make an error_code in the "arc" category.
+boost::system::error_code make_error_code(error e) noexcept;
+
+/// True if @p ec reports a cancellation: any arc cancellation code or Asio's operation_aborted.
+bool is_cancellation(const boost::system::error_code& ec) noexcept;
+
+/// An exception that says a cancellation happened and why.
+/**
+ * Derives from boost::system::system_error, so code that catches system_error
+ * keeps working; code that wants the reason catches cancelled_error.
+ */
+class cancelled_error : public boost::system::system_error
+{
+public:
+  /// A cancellation with reason @p r; code() is r.code() (or error::cancelled when r is empty).
+  explicit cancelled_error(cancel_reason r);
+
+  /// A cancellation reported as @p ec, caused by @p r.
+  cancelled_error(boost::system::error_code ec, cancel_reason r);
+
+  /// Why.
+  const cancel_reason& reason() const noexcept { return reason_; }
+
+private:
+  cancel_reason reason_;
+};
+
+} // namespace arc
+
+template <>
+struct boost::system::is_error_code_enum<arc::error> : std::true_type
+{
+};
+
+#endif

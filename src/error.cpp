@@ -1,0 +1,75 @@
+// arc: Asio Reasoned Cancellation
+#include <arc/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/system/errc.hpp>
+
+#include <string>
+
+namespace arc {
+namespace {
+
+class arc_category final : public boost::system::error_category
+{
+public:
+  // A fixed id keeps categories from different shared objects equal.
+  constexpr arc_category() noexcept : error_category(0xa5c0'7a11'ca9c'e101ULL) {}
+
+  const char* name() const noexcept override { return "arc"; }
+
+  std::string message(int ev) const override
+  {
+    switch (static_cast<error>(ev))
+    {
+    case error::cancelled: return "cancelled";
+    case error::timed_out: return "timed out";
+    case error::shutdown: return "cancelled by shutdown";
+    case error::signalled: return "cancelled by a signal";
+    case error::parent_cancelled: return "cancelled by its parent";
+    case error::shield_deadline_exceeded: return "shielded work exceeded its deadline";
+    case error::escalated: return "cancellation escalated";
+    case error::cancel_ignored: return "the target ignored the cancellation";
+    case error::group_closed: return "the group is closed";
+    case error::already_started: return "already started";
+    case error::not_in_task: return "not inside an arc task";
+    case error::no_executor: return "no executor was given";
+    }
+    return "unknown arc error";
+  }
+
+  boost::system::error_condition default_error_condition(int ev) const noexcept override
+  {
+    if (ev >= static_cast<int>(error::cancelled) && ev <= static_cast<int>(error::escalated))
+      return boost::system::errc::make_error_condition(boost::system::errc::operation_canceled);
+    return {ev, *this};
+  }
+};
+
+constinit const arc_category category;
+
+} // namespace
+
+const boost::system::error_category& error_category() noexcept { return category; }
+
+boost::system::error_code make_error_code(error e) noexcept
+{
+  return {static_cast<int>(e), category};
+}
+
+bool is_cancellation(const boost::system::error_code& ec) noexcept
+{
+  return ec == boost::system::errc::operation_canceled
+    || ec == boost::asio::error::operation_aborted;
+}
+
+cancelled_error::cancelled_error(cancel_reason r)
+  : cancelled_error(r ? r.code() : make_error_code(error::cancelled), r)
+{
+}
+
+cancelled_error::cancelled_error(boost::system::error_code ec, cancel_reason r)
+  : boost::system::system_error(ec, to_string(r)), reason_(std::move(r))
+{
+}
+
+} // namespace arc
