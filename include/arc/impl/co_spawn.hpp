@@ -1,0 +1,206 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_IMPL_CO_SPAWN_HPP
+#define ARC_IMPL_CO_SPAWN_HPP
+
+#include <arc/detail/bound_handler.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+
+#include <optional>
+
+namespace arc::detail {
+
+// Installed in the spawn token's own slot: turns a request there into a
+// request on the task's source, with the best reason available.
+template <typename View>
+class task_link
+{
+public:
+  task_link(task_ref task, task_ref parent, View view) noexcept
+    : task_(std::move(task)), parent_(std::move(parent)), view_(view)
+  {
+  }
+
+  void operator()(asio::cancellation_type_t type)
+  {
+    // Through an arc slot the reason flows unchanged: the task is the
+    // operation that source cancelled.
+    if (const cancel_reason& r = view_.reason(); r && r.kind() != reason_kind::unspecified)
+    {
+      task_.get()->cancel(r, type);
+      return;
+    }
+    // A plain Asio slot says nothing; if the spawning task is cancelled, that
+    // is why, one hop up.
+    source_state* p = parent_.get();
+    task_.get()->cancel(
+        p && p->cancelled() ? reason::parent(p->first_reason()) : reason::unspecified(), type);
+  }
+
+private:
+  task_ref task_;
+  task_ref parent_;
+  View view_;
+};
+
+// Receives the coroutine's result from boost::asio::co_spawn and delivers it
+// to the user's handler on that handler's executor. It has no associated
+// executor of its own: Boost 1.81's co_spawn then emits cancellation
+// synchronously instead of through a raw pointer (asio#1332).
+template <typename Handler, typename Executor>
+class task_completion
+{
+public:
+  template <typename H>
+  task_completion(H&& h, const Executor& ex, bool linked)
+    : handler_(std::forward<H>(h)), executor_(ex), linked_(linked),
+      work_(asio::prefer(asio::get_associated_executor(handler_, executor_),
+          asio::execution::outstanding_work.tracked))
+  {
+  }
+
+  template <typename... Args>
+  void operator()(Args&&... args)
+  {
+    if (linked_)
+      asio::get_associated_cancellation_slot(handler_).clear();
+    auto ex = std::move(*work_);
+    work_.reset();
+    task_scope no_task(nullptr);
+    asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+  }
+
+private:
+  using work_type = std::decay_t<decltype(asio::prefer(
+      asio::get_associated_executor(std::declval<const Handler&>(), std::declval<const Executor&>()),
+      asio::execution::outstanding_work.tracked))>;
+
+  Handler handler_;
+  Executor executor_;
+  bool linked_;
+  std::optional<work_type> work_;
+};
+
+template <typename Executor>
+class initiate_co_spawn
+{
+public:
+  using executor_type = Executor;
+
+  explicit initiate_co_spawn(const Executor& ex) : executor_(ex) {}
+
+  executor_type get_executor() const noexcept { return executor_; }
+
+  template <typename Handler, typename Spawnable>
+  void operator()(Handler&& handler, Spawnable&& spawnable) const
+  {
+    using handler_type = std::decay_t<Handler>;
+    task_ref parent(current_task());
+    task_ref task = task_ref::adopt(
+        new source_state(cancel_source_options{}.history_limit, asio::any_io_executor(executor_)));
+
+    bool linked = false;
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected())
+    {
+      using view = decltype(reason_view(slot));
+      slot.template emplace<task_link<view>>(task, parent, reason_view(slot));
+      linked = true;
+    }
+
+    task.get()->add_ref();
+    cancel_source source(task.get());
+    asio::co_spawn(task_executor<Executor>(executor_, task), std::forward<Spawnable>(spawnable),
+        arc::bind_cancel(std::move(source),
+            task_completion<handler_type, Executor>(std::forward<Handler>(handler), executor_, linked)));
+  }
+
+private:
+  Executor executor_;
+};
+
+template <typename T>
+struct spawn_signature
+{
+  using type = void(std::exception_ptr, T);
+};
+
+template <>
+struct spawn_signature<void>
+{
+  using type = void(std::exception_ptr);
+};
+
+template <typename F>
+using function_spawn_signature = typename spawn_signature<
+    typename std::invoke_result_t<F>::value_type>::type;
+
+} // namespace arc::detail
+
+namespace arc {
+
+template <typename Executor, typename T, typename AwaitableExecutor,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, T)) CompletionToken>
+  requires(boost::asio::execution::is_executor<Executor>::value
+      || boost::asio::is_executor<Executor>::value)
+auto co_spawn(const Executor& ex, boost::asio::awaitable<T, AwaitableExecutor> a,
+    CompletionToken&& token)
+{
+  static_assert(std::is_constructible_v<AwaitableExecutor, detail::task_executor<Executor>>,
+      "arc::co_spawn needs an awaitable whose executor type can hold an adapter, "
+      "such as boost::asio::any_io_executor");
+  return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr, T)>(
+      detail::initiate_co_spawn<Executor>(ex), token, std::move(a));
+}
+
+template <typename Executor, typename AwaitableExecutor,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
+  requires(boost::asio::execution::is_executor<Executor>::value
+      || boost::asio::is_executor<Executor>::value)
+auto co_spawn(const Executor& ex, boost::asio::awaitable<void, AwaitableExecutor> a,
+    CompletionToken&& token)
+{
+  static_assert(std::is_constructible_v<AwaitableExecutor, detail::task_executor<Executor>>,
+      "arc::co_spawn needs an awaitable whose executor type can hold an adapter, "
+      "such as boost::asio::any_io_executor");
+  return boost::asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      detail::initiate_co_spawn<Executor>(ex), token, std::move(a));
+}
+
+template <typename ExecutionContext, typename T, typename AwaitableExecutor,
+    typename CompletionToken>
+  requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+auto co_spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor> a,
+    CompletionToken&& token)
+{
+  return arc::co_spawn(ctx.get_executor(), std::move(a),
+      std::forward<CompletionToken>(token));
+}
+
+template <typename Executor, typename F, typename CompletionToken>
+  requires(boost::asio::execution::is_executor<Executor>::value
+      || boost::asio::is_executor<Executor>::value)
+  && std::is_invocable_v<F>
+auto co_spawn(const Executor& ex, F&& f, CompletionToken&& token)
+{
+  return boost::asio::async_initiate<CompletionToken, detail::function_spawn_signature<F>>(
+      detail::initiate_co_spawn<Executor>(ex), token, std::forward<F>(f));
+}
+
+template <typename ExecutionContext, typename F, typename CompletionToken>
+  requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+  && std::is_invocable_v<F>
+auto co_spawn(ExecutionContext& ctx, F&& f, CompletionToken&& token)
+{
+  return arc::co_spawn(ctx.get_executor(), std::forward<F>(f),
+      std::forward<CompletionToken>(token));
+}
+
+} // namespace arc
+
+#endif
