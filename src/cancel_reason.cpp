@@ -1,5 +1,6 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/cancel_reason.hpp>
+#include <arc/detail/reason_rep.hpp>
 #include <arc/error.hpp>
 
 #include <csignal>
@@ -17,10 +18,17 @@ cancel_reason make_reason(reason_fields f, std::any tag)
   rep->where_ = f.where;
   rep->when_ = cancel_reason::clock::now();
   rep->deadline_ = f.relative ? rep->when_ + f.after : f.deadline;
+  rep->after_ = f.after;
   rep->message_.assign(f.message);
   rep->cause_ = std::move(f.cause);
   rep->tag_ = std::move(tag);
   return cancel_reason(rep);
+}
+
+cancel_reason expired_timeout(cancel_reason::clock::time_point deadline,
+    cancel_reason::clock::duration after, std::source_location where)
+{
+  return make_reason({reason_kind::timeout, {}, where, deadline, 0, {}, false, after});
 }
 
 void destroy_reason(reason_rep* rep) noexcept
@@ -130,11 +138,18 @@ void append_duration(std::string& out, cancel_reason::clock::duration d)
 // "void ns::fetch(int)" -> "ns::fetch(int)": the return type is noise in a log line.
 std::string_view short_function(std::string_view f) noexcept
 {
+  if (const auto with = f.find(" [with "); with != std::string_view::npos)
+    f = f.substr(0, with);
   const auto paren = f.find('(');
   if (paren == std::string_view::npos)
     return f;
   const auto space = f.rfind(' ', paren);
-  return space == std::string_view::npos ? f : f.substr(space + 1);
+  if (space != std::string_view::npos)
+    f = f.substr(space + 1);
+  // g++ names a coroutine's body "f(f()::_Z1fv.Frame*)"; the frame is noise.
+  if (f.find(".Frame*)") != std::string_view::npos)
+    f = f.substr(0, f.find('(') + 1);
+  return f;
 }
 
 std::string_view base_name(std::string_view file) noexcept
@@ -165,8 +180,22 @@ void append_hop(std::string& out, const cancel_reason& r)
   }
   if (r.deadline() != cancel_reason::clock::time_point())
   {
+    // The duration as given reads best; else the deadline relative to when().
+    const auto after = r.rep()->after_;
+    const auto rel = r.deadline() - r.when();
     out += " (deadline ";
-    append_duration(out, r.deadline() - r.when());
+    if (after != cancel_reason::clock::duration::zero())
+      append_duration(out, after);
+    else if (rel >= cancel_reason::clock::duration::zero())
+    {
+      out += "in ";
+      append_duration(out, rel);
+    }
+    else
+    {
+      append_duration(out, -rel);
+      out += " ago";
+    }
     out += ')';
   }
   if (r.has_tag())
@@ -182,6 +211,8 @@ void append_hop(std::string& out, const cancel_reason& r)
     {
       out += " in ";
       out += fn;
+      if (fn.back() == '(')
+        out += ')';
     }
   }
 }

@@ -96,20 +96,21 @@ void source_state::unlink(cancel_node* n) noexcept
   n->linked_ = false;
 }
 
-source_state* source_state::make_child(std::size_t history_limit)
+source_state* source_state::make_child(std::size_t history_limit, bool as_parent)
 {
   auto* child = new source_state(history_limit, executor_);
   add_ref();
   child->parent_ = this;
-  child->in_parent_.emplace(child);
+  child->in_parent_.emplace(child, as_parent);
   if (cancel_reason r = link(&*child->in_parent_))
-    child->cancel(reason::parent(std::move(r)), asio::cancellation_type::terminal);
+    child->cancel(as_parent ? reason::parent(std::move(r)) : std::move(r),
+        asio::cancellation_type::terminal);
   return child;
 }
 
 void source_state::child_link::notify(const cancel_reason& r, asio::cancellation_type_t t)
 {
-  child_->cancel(reason::parent(r), t);
+  child_->cancel(as_parent_ ? reason::parent(r) : r, t);
 }
 
 void source_state::destroy(source_state* s) noexcept

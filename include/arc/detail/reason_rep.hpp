@@ -19,6 +19,7 @@ struct reason_rep
   std::source_location where_{};
   cancel_reason::clock::time_point when_{};
   cancel_reason::clock::time_point deadline_{};
+  cancel_reason::clock::duration after_{}; // the timeout as given, if known
   std::string message_;
   cancel_reason cause_;
   std::any tag_;
@@ -39,6 +40,10 @@ struct reason_fields
 
 // Defined in src/cancel_reason.cpp; the tag, if any, is moved in.
 cancel_reason make_reason(reason_fields f, std::any tag = {});
+
+// A timeout that fired: its deadline, and the duration it was set with.
+cancel_reason expired_timeout(cancel_reason::clock::time_point deadline,
+    cancel_reason::clock::duration after, std::source_location where);
 
 } // namespace arc::detail
 

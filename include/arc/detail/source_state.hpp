@@ -91,8 +91,9 @@ public:
   cancel_reason link(cancel_node* n);
   void unlink(cancel_node* n) noexcept;
 
-  // Make a child whose cancellation follows this source's, as `parent`.
-  source_state* make_child(std::size_t history_limit);
+  // Make a child whose cancellation follows this source's: as `parent` of
+  // this source's reason, or, for a scope inside the same task, unchanged.
+  source_state* make_child(std::size_t history_limit, bool as_parent = true);
 
   const std::optional<asio::any_io_executor>& executor() const noexcept { return executor_; }
 
@@ -100,13 +101,17 @@ private:
   class child_link final : public cancel_node
   {
   public:
-    explicit child_link(source_state* child) noexcept : child_(child) {}
+    child_link(source_state* child, bool as_parent) noexcept
+      : child_(child), as_parent_(as_parent)
+    {
+    }
     void notify(const cancel_reason& r, asio::cancellation_type_t t) override;
     bool try_add_ref() noexcept override { return detail::try_add_ref(child_->refs_); }
     void release() noexcept override { child_->release(); }
 
   private:
     source_state* child_;
+    bool as_parent_;
   };
 
   static void destroy(source_state* s) noexcept;

@@ -94,6 +94,9 @@ public:
 
   explicit initiate_co_spawn(const Executor& ex) : executor_(ex) {}
 
+  // Run the coroutine with @p task as its context instead of a new source.
+  initiate_co_spawn(const Executor& ex, task_ref task) : executor_(ex), task_(std::move(task)) {}
+
   executor_type get_executor() const noexcept { return executor_; }
 
   template <typename Handler, typename Spawnable>
@@ -101,8 +104,10 @@ public:
   {
     using handler_type = std::decay_t<Handler>;
     task_ref parent(current_task());
-    task_ref task = task_ref::adopt(
-        new source_state(cancel_source_options{}.history_limit, asio::any_io_executor(executor_)));
+    task_ref task = task_.get() ? task_
+                                : task_ref::adopt(new source_state(
+                                    cancel_source_options{}.history_limit,
+                                    asio::any_io_executor(executor_)));
 
     bool linked = false;
     auto slot = asio::get_associated_cancellation_slot(handler);
@@ -122,6 +127,7 @@ public:
 
 private:
   Executor executor_;
+  task_ref task_;
 };
 
 template <typename T>

@@ -1,0 +1,13 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_HPP
+#define ARC_HPP
+
+#include <arc/bind_cancel.hpp>
+#include <arc/cancel_after.hpp>
+#include <arc/cancel_reason.hpp>
+#include <arc/cancel_source.hpp>
+#include <arc/cancellation_signal.hpp>
+#include <arc/co_spawn.hpp>
+#include <arc/error.hpp>
+
+#endif

@@ -1,0 +1,124 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_CANCEL_AFTER_HPP
+#define ARC_CANCEL_AFTER_HPP
+
+#include <arc/cancel_reason.hpp>
+#include <arc/co_spawn.hpp>
+#include <arc/error.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/wait_traits.hpp>
+
+#include <chrono>
+#include <source_location>
+#include <type_traits>
+
+namespace arc {
+
+/// A completion token adapter that cancels the operation after a duration.
+/** @see cancel_after */
+template <typename CompletionToken, typename Clock = std::chrono::steady_clock,
+    typename WaitTraits = boost::asio::wait_traits<Clock>>
+class cancel_after_t
+{
+public:
+  /// @cond INTERNAL
+  typename Clock::duration timeout_;
+  cancel_reason reason_;
+  std::source_location where_;
+  CompletionToken token_;
+  /// @endcond
+};
+
+/// A completion token adapter that cancels the operation at a time point.
+/** @see cancel_at */
+template <typename CompletionToken, typename Clock = std::chrono::steady_clock,
+    typename WaitTraits = boost::asio::wait_traits<Clock>>
+class cancel_at_t
+{
+public:
+  /// @cond INTERNAL
+  typename Clock::time_point expiry_;
+  cancel_reason reason_;
+  std::source_location where_;
+  CompletionToken token_;
+  /// @endcond
+};
+
+/// Cancel the operation if it has not completed within @p timeout.
+/**
+ * Asio 1.86's cancel_after, available on Boost 1.81, with a reason. Always
+ * call it qualified, as arc::cancel_after: Boost ≥ 1.86 has its own.
+ *
+ * @param timeout  how long the operation may run.
+ * @param token    completion token.
+ * @param where    the location the timeout reason names; defaults to the caller.
+ *
+ * @par Completion Signature
+ * That of the operation. If the deadline fired first and the operation
+ * completed with a cancellation error, the leading error_code is replaced by
+ * arc::error::timed_out (still equal to errc::operation_canceled). The reason
+ * is reason::timeout(deadline); it reaches arc::with_reason's appended reason.
+ *
+ * @par Per-Operation Cancellation
+ * The operation sees an arc::cancellation_slot. On expiry it is emitted with
+ * terminal and the timeout reason. A request through the token's own slot
+ * (say, from an enclosing coroutine) passes through unchanged: the operation
+ * completes with operation_aborted and that request's reason.
+ *
+ * @par Thread Safety
+ * As boost::asio::cancel_after: the timer runs on the operation's executor,
+ * which must serialise the operation's handlers (a strand, or one thread).
+ */
+template <typename Rep, typename Period, typename CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
+    const std::chrono::duration<Rep, Period>& timeout, CompletionToken&& token,
+    std::source_location where = std::source_location::current());
+
+/// Cancel the operation with @p reason if it has not completed within @p timeout.
+/** As cancel_after(timeout, token); @p reason is used instead of reason::timeout. */
+template <typename Rep, typename Period, typename CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
+    const std::chrono::duration<Rep, Period>& timeout, cancel_reason reason,
+    CompletionToken&& token);
+
+/// Cancel the operation if it has not completed by @p expiry.
+/** As cancel_after, with an absolute time on any clock Asio's timers accept. */
+template <typename Clock, typename Duration, typename CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
+    const std::chrono::time_point<Clock, Duration>& expiry, CompletionToken&& token,
+    std::source_location where = std::source_location::current());
+
+/// Cancel the operation with @p reason if it has not completed by @p expiry.
+template <typename Clock, typename Duration, typename CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
+    const std::chrono::time_point<Clock, Duration>& expiry, cancel_reason reason,
+    CompletionToken&& token);
+
+/// Run @p body; if it is still running after @p timeout, cancel it with a timeout reason.
+/**
+ * The body runs in a scope of the calling task (or, outside a task, a scope
+ * of its own): inside it, this_task::reason() says why it was cancelled.
+ *
+ * - If the timeout cancels the body and the body ends with a cancellation,
+ *   with_timeout throws arc::cancelled_error with code arc::error::timed_out
+ *   and the timeout reason.
+ * - If an outer cancellation (reason R) arrives first, the body sees R, not a
+ *   timeout, and whatever the body throws is rethrown unchanged.
+ * - If the body completes, its result is returned, even if the deadline
+ *   passed while it was finishing.
+ *
+ * @par Per-Operation Cancellation
+ * The calling coroutine's cancellation (terminal) reaches the body.
+ */
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::duration timeout,
+    boost::asio::awaitable<T, Executor> body,
+    std::source_location where = std::source_location::current());
+
+} // namespace arc
+
+#include <arc/impl/cancel_after.hpp>
+
+#endif

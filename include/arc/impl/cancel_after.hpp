@@ -1,0 +1,182 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_IMPL_CANCEL_AFTER_HPP
+#define ARC_IMPL_CANCEL_AFTER_HPP
+
+#include <arc/detail/timeout_op.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <optional>
+
+namespace arc {
+
+template <typename Rep, typename Period, typename CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
+    const std::chrono::duration<Rep, Period>& timeout, CompletionToken&& token,
+    std::source_location where)
+{
+  return {std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout), {}, where,
+      std::forward<CompletionToken>(token)};
+}
+
+template <typename Rep, typename Period, typename CompletionToken>
+cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
+    const std::chrono::duration<Rep, Period>& timeout, cancel_reason reason,
+    CompletionToken&& token)
+{
+  return {std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout),
+      std::move(reason), {}, std::forward<CompletionToken>(token)};
+}
+
+template <typename Clock, typename Duration, typename CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
+    const std::chrono::time_point<Clock, Duration>& expiry, CompletionToken&& token,
+    std::source_location where)
+{
+  return {std::chrono::time_point_cast<typename Clock::duration>(expiry), {}, where,
+      std::forward<CompletionToken>(token)};
+}
+
+template <typename Clock, typename Duration, typename CompletionToken>
+cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
+    const std::chrono::time_point<Clock, Duration>& expiry, cancel_reason reason,
+    CompletionToken&& token)
+{
+  return {std::chrono::time_point_cast<typename Clock::duration>(expiry), std::move(reason), {},
+      std::forward<CompletionToken>(token)};
+}
+
+namespace detail {
+
+inline bool is_cancellation_exception(const std::exception_ptr& e) noexcept
+{
+  try
+  {
+    std::rethrow_exception(e);
+  }
+  catch (const boost::system::system_error& x)
+  {
+    return is_cancellation(x.code());
+  }
+  catch (...)
+  {
+    return false;
+  }
+}
+
+// The scope with_timeout runs its body in: it follows the calling task with
+// reasons unchanged, and the timeout cancels only it.
+template <typename Executor>
+task_ref make_timeout_scope(const Executor& ex)
+{
+  if (source_state* task = current_task())
+    return task_ref::adopt(task->make_child(cancel_source_options{}.history_limit, false));
+  return task_ref::adopt(
+      new source_state(cancel_source_options{}.history_limit, asio::any_io_executor(ex)));
+}
+
+class timeout_trigger
+{
+public:
+  timeout_trigger(task_ref scope, cancel_reason::clock::time_point deadline,
+      cancel_reason::clock::duration after, std::source_location where) noexcept
+    : scope_(std::move(scope)), deadline_(deadline), after_(after), where_(where)
+  {
+  }
+
+  void operator()(boost::system::error_code ec)
+  {
+    if (!ec)
+      scope_.get()->cancel(expired_timeout(deadline_, after_, where_),
+          asio::cancellation_type::terminal);
+  }
+
+private:
+  task_ref scope_;
+  cancel_reason::clock::time_point deadline_;
+  cancel_reason::clock::duration after_;
+  std::source_location where_;
+};
+
+} // namespace detail
+
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::duration timeout,
+    boost::asio::awaitable<T, Executor> body, std::source_location where)
+{
+  namespace asio = boost::asio;
+  const Executor ex = co_await asio::this_coro::executor;
+  detail::task_ref scope = detail::make_timeout_scope(ex);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  asio::steady_timer timer(ex, deadline);
+  timer.async_wait(detail::timeout_trigger(scope, deadline, timeout, where));
+
+  using signature = typename detail::spawn_signature<T>::type;
+  std::exception_ptr failure;
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
+  try
+  {
+    if constexpr (std::is_void_v<T>)
+      co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&, signature>(
+          detail::initiate_co_spawn<Executor>(ex, scope), asio::use_awaitable_t<Executor>(),
+          std::move(body));
+    else
+      result.emplace(co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&,
+          signature>(detail::initiate_co_spawn<Executor>(ex, scope),
+          asio::use_awaitable_t<Executor>(), std::move(body)));
+  }
+  catch (...)
+  {
+    failure = std::current_exception();
+  }
+  timer.cancel();
+
+  if (failure)
+  {
+    cancel_reason why = scope.get()->reason();
+    if (why.kind() == reason_kind::timeout && detail::is_cancellation_exception(failure))
+      throw cancelled_error(make_error_code(error::timed_out), std::move(why));
+    std::rethrow_exception(failure);
+  }
+  if constexpr (!std::is_void_v<T>)
+    co_return std::move(*result);
+}
+
+} // namespace arc
+
+template <typename CompletionToken, typename Clock, typename WaitTraits, typename... Signatures>
+struct boost::asio::async_result<arc::cancel_after_t<CompletionToken, Clock, WaitTraits>,
+    Signatures...>
+{
+  template <typename Initiation, typename RawToken, typename... Args>
+  static auto initiate(Initiation&& init, RawToken&& token, Args&&... args)
+  {
+    using init_type = arc::detail::initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits,
+        typename Clock::duration>;
+    return boost::asio::async_initiate<
+        arc::detail::like_const_t<RawToken, CompletionToken>, Signatures...>(
+        init_type(std::forward<Initiation>(init), token.timeout_, token.reason_, token.where_),
+        token.token_, std::forward<Args>(args)...);
+  }
+};
+
+template <typename CompletionToken, typename Clock, typename WaitTraits, typename... Signatures>
+struct boost::asio::async_result<arc::cancel_at_t<CompletionToken, Clock, WaitTraits>,
+    Signatures...>
+{
+  template <typename Initiation, typename RawToken, typename... Args>
+  static auto initiate(Initiation&& init, RawToken&& token, Args&&... args)
+  {
+    using init_type = arc::detail::initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits,
+        typename Clock::time_point>;
+    return boost::asio::async_initiate<
+        arc::detail::like_const_t<RawToken, CompletionToken>, Signatures...>(
+        init_type(std::forward<Initiation>(init), token.expiry_, token.reason_, token.where_),
+        token.token_, std::forward<Args>(args)...);
+  }
+};
+
+#endif
