@@ -191,9 +191,23 @@ void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... a
   node->flush_pending();
 }
 
+// Wrapping initiations expose the inner one's executor_type, as Asio's own
+// initiations do: some tokens (use_promise) read it through associated_executor.
+template <typename Initiation>
+struct initiation_executor_base
+{
+};
+
+template <typename Initiation>
+  requires requires { typename Initiation::executor_type; }
+struct initiation_executor_base<Initiation>
+{
+  using executor_type = typename Initiation::executor_type;
+};
+
 // An initiation that binds the handler to a source, then runs the inner one.
 template <typename Initiation, bool AppendReason>
-class initiate_bound
+class initiate_bound : public initiation_executor_base<Initiation>
 {
 public:
   template <typename I>

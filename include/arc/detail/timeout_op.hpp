@@ -211,7 +211,7 @@ auto timer_executor(const Initiation& init, const Handler& h)
 
 // Expiry is a duration (cancel_after) or a time point (cancel_at).
 template <typename Initiation, typename Clock, typename WaitTraits, typename Expiry>
-class initiate_timeout
+class initiate_timeout : public initiation_executor_base<Initiation>
 {
 public:
   template <typename I>
