@@ -77,6 +77,11 @@ public:
       node_emitter(this, r, t)();
     else if (!can_post())
       node_emitter(this, r, t)();
+    else if (must_post_from_here())
+    {
+      release(); // post_emit takes its own reference
+      post_emit(r, t);
+    }
     else
       // Inline when the caller already runs on the operation's executor;
       // otherwise queued there, never run on the cancelling thread.

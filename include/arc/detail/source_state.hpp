@@ -19,6 +19,11 @@ namespace arc::detail {
 
 class source_state;
 
+// The task whose code runs on this thread right now, or null. Set by the
+// task executor (task_executor.hpp); defined in src/co_spawn.cpp so that there
+// is one variable per program.
+source_state*& current_task() noexcept;
+
 // Something a source notifies when it is cancelled: an operation's node or a
 // child source. Linked into the source under its mutex.
 class cancel_node
@@ -155,7 +160,7 @@ public:
     std::lock_guard lock(lock_);
     if (!armed_)
       return;
-    if (!handler_.has_handler())
+    if (!handler_.has_handler() || gate_ == gate::closed)
     {
       // Level-triggered: keep it for the handler the operation installs next.
       pending_ = t;
@@ -171,7 +176,7 @@ public:
   {
     std::lock_guard lock(lock_);
     Handler& h = handler_.template emplace<Handler>(std::forward<Args>(args)...);
-    if (pending_ != asio::cancellation_type::none && can_post())
+    if (pending_ != asio::cancellation_type::none && gate_ != gate::closed && can_post())
     {
       // Never inside the initiating function: post it.
       const auto t = std::exchange(pending_, asio::cancellation_type::none);
@@ -231,6 +236,33 @@ public:
 
   source_state* source() const noexcept { return source_; }
 
+  // The node that binds a coroutine to its task is gated. Boost 1.81's
+  // co_spawn entry point awaits outside its try block before the body starts
+  // and after it ends; a cancellation state set then would escape run(). So
+  // emits wait while the gate is closed and are posted when it opens.
+  void make_gated() noexcept { gate_ = gate::closed; }
+
+  void open_gate()
+  {
+    std::lock_guard lock(lock_);
+    gate_ = gate::open;
+    if (armed_ && pending_ != asio::cancellation_type::none && handler_.has_handler() && can_post())
+      post_emit(reason_, std::exchange(pending_, asio::cancellation_type::none));
+  }
+
+  void close_gate() noexcept
+  {
+    std::lock_guard lock(lock_);
+    gate_ = gate::closed;
+  }
+
+  // A task cancelling itself while its body runs must not set the coroutine's
+  // cancellation state synchronously (see make_gated): post instead.
+  bool must_post_from_here() const noexcept
+  {
+    return gate_ != gate::none && current_task() == source_;
+  }
+
   // Copies of a cancel_source::slot_type; the last one disarms the node.
   void add_slot_ref() noexcept { slot_refs_.fetch_add(1, std::memory_order_relaxed); }
   bool release_slot_ref() noexcept
@@ -271,6 +303,7 @@ protected:
   handler_storage handler_;
   cancel_reason reason_;
   asio::cancellation_type_t pending_ = asio::cancellation_type::none;
+  enum class gate : unsigned char { none, closed, open } gate_ = gate::none;
   bool armed_ = true;
   source_state* source_;
 };

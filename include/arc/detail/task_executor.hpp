@@ -14,10 +14,6 @@
 
 namespace arc::detail {
 
-// The task whose code runs on this thread right now, or null. Defined in
-// src/co_spawn.cpp so that there is one variable per program.
-source_state*& current_task() noexcept;
-
 // Sets the current task for a scope and restores the previous one.
 class task_scope
 {

@@ -86,6 +86,60 @@ private:
   std::optional<work_type> work_;
 };
 
+template <typename T>
+inline constexpr bool is_awaitable = false;
+
+template <typename T, typename Executor>
+inline constexpr bool is_awaitable<asio::awaitable<T, Executor>> = true;
+
+// Owns one reference to a task's gated node; see op_node::make_gated.
+class task_gate
+{
+public:
+  explicit task_gate(op_node* n) noexcept : node_(n) {}
+  task_gate(task_gate&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
+  task_gate& operator=(task_gate&&) = delete;
+  ~task_gate()
+  {
+    if (node_)
+    {
+      node_->close_gate();
+      node_->release();
+    }
+  }
+
+  void open() { node_->open_gate(); }
+  void close() noexcept { node_->close_gate(); }
+
+private:
+  op_node* node_;
+};
+
+// Runs the user's coroutine with the gate open.
+template <typename T, typename Executor>
+asio::awaitable<T, Executor> gated_body(asio::awaitable<T, Executor> body, task_gate gate)
+{
+  gate.open();
+  struct close_on_exit
+  {
+    task_gate& g;
+    ~close_on_exit() { g.close(); }
+  } closer{gate};
+  co_return co_await std::move(body);
+}
+
+template <typename F>
+auto gated_call(F f, task_gate gate) -> std::invoke_result_t<F&>
+{
+  gate.open();
+  struct close_on_exit
+  {
+    task_gate& g;
+    ~close_on_exit() { g.close(); }
+  } closer{gate};
+  co_return co_await f();
+}
+
 template <typename Executor>
 class initiate_co_spawn
 {
@@ -118,11 +172,24 @@ public:
       linked = true;
     }
 
-    task.get()->add_ref();
-    cancel_source source(task.get());
-    asio::co_spawn(task_executor<Executor>(executor_, task), std::forward<Spawnable>(spawnable),
-        arc::bind_cancel(std::move(source),
-            task_completion<handler_type, Executor>(std::forward<Handler>(handler), executor_, linked)));
+    // Bind the coroutine to the task by hand (as bind_cancel would), keeping
+    // a second reference to the node for the gate.
+    using completion_type = task_completion<handler_type, Executor>;
+    task_executor<Executor> task_ex(executor_, task);
+    auto* node = op_node_impl<task_executor<Executor>>::create(task.get(), task_ex);
+    node->make_gated();
+    bound_handler<completion_type, false> bound(
+        completion_type(std::forward<Handler>(handler), executor_, linked), node);
+    node->link();
+    node->add_ref();
+    task_gate gate(node);
+    if constexpr (is_awaitable<std::decay_t<Spawnable>>)
+      asio::co_spawn(std::move(task_ex), gated_body(std::forward<Spawnable>(spawnable), std::move(gate)),
+          std::move(bound));
+    else
+      asio::co_spawn(std::move(task_ex),
+          gated_call(std::decay_t<Spawnable>(std::forward<Spawnable>(spawnable)), std::move(gate)),
+          std::move(bound));
   }
 
 private:

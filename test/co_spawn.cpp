@@ -1,0 +1,410 @@
+// Tests for arc/co_spawn.hpp: arc::co_spawn and this_task.
+#include <arc/co_spawn.hpp>
+
+#include <arc/bind_cancel.hpp>
+#include <arc/error.hpp>
+
+#include "test_util.hpp"
+
+#include <boost/asio/experimental/promise.hpp>
+#include <boost/asio/experimental/use_promise.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+
+namespace {
+
+struct my_tag
+{
+  int v;
+};
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(arc::co_spawn(
+                                 std::declval<asio::io_context&>(),
+                                 std::declval<asio::awaitable<int>>(), asio::deferred))>,
+    void(std::exception_ptr, int)>);
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(arc::co_spawn(
+                                 std::declval<asio::io_context&>(),
+                                 std::declval<asio::awaitable<void>>(), asio::deferred))>,
+    void(std::exception_ptr)>);
+
+// Waits "forever"; records what the task saw when it was cancelled.
+struct observation
+{
+  error_code ec;
+  arc::cancel_reason reason;
+  std::size_t requests = 0;
+  bool in_task = false;
+};
+
+asio::awaitable<void> wait_forever(observation& seen)
+{
+  seen.in_task = arc::this_task::in_task();
+  asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+  try
+  {
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  catch (const boost::system::system_error& e)
+  {
+    seen.ec = e.code();
+    seen.reason = arc::this_task::reason();
+    seen.requests = arc::this_task::requests();
+    throw;
+  }
+}
+
+asio::awaitable<int> answer()
+{
+  co_return 42;
+}
+
+} // namespace
+
+// R1
+TEST(co_spawn, a_cancelled_task_sees_the_reason_tag_and_cancel_site)
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  observation seen;
+  std::exception_ptr failure;
+  bool done = false;
+  arc::co_spawn(ctx, wait_forever(seen), arc::bind_cancel(src, [&](std::exception_ptr e) {
+    failure = e;
+    done = true;
+  }));
+  int line = 0;
+  asio::post(ctx, [&] {
+    line = __LINE__; src.cancel(arc::reason::user("stop", my_tag{7}));
+  });
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_TRUE(failure);
+  EXPECT_EQ(seen.ec, asio::error::operation_aborted);
+  EXPECT_EQ(seen.reason.kind(), arc::reason_kind::user);
+  EXPECT_EQ(seen.reason.message(), "stop");
+  ASSERT_NE(seen.reason.tag<my_tag>(), nullptr);
+  EXPECT_EQ(seen.reason.tag<my_tag>()->v, 7);
+  EXPECT_EQ(seen.reason.where().line(), static_cast<unsigned>(line));
+  EXPECT_NE(std::string_view(seen.reason.where().file_name()).find("co_spawn.cpp"),
+      std::string_view::npos);
+}
+
+// R2: A awaits B; B waits on a socket read that never completes.
+TEST(co_spawn, a_child_task_sees_its_parents_reason_as_cause)
+{
+  asio::io_context ctx;
+  asio::local::stream_protocol::socket a(ctx), b(ctx);
+  asio::local::connect_pair(a, b);
+
+  arc::cancel_reason b_reason, a_reason, awaiter_reason;
+  auto task_b = [&]() -> asio::awaitable<void> {
+    char buf[1];
+    try
+    {
+      co_await asio::async_read(a, asio::buffer(buf), asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      b_reason = arc::this_task::reason();
+      throw;
+    }
+  };
+  auto task_a = [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::co_spawn(co_await asio::this_coro::executor, task_b(), asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      a_reason = arc::this_task::reason();
+      throw;
+    }
+  };
+
+  arc::cancel_source src;
+  bool done = false;
+  arc::co_spawn(ctx, task_a(), arc::with_reason(src, [&](std::exception_ptr, arc::cancel_reason r) {
+    awaiter_reason = r;
+    done = true;
+  }));
+  const auto R = arc::reason::shutdown("R");
+  asio::post(ctx, [&] { src.cancel(R); });
+  arc_test::run_until(ctx, [&] { return done; });
+
+  EXPECT_EQ(a_reason, R);
+  EXPECT_EQ(awaiter_reason, R);
+  EXPECT_EQ(b_reason.kind(), arc::reason_kind::parent);
+  EXPECT_EQ(b_reason.cause(), R);
+  const auto text = arc::to_string(b_reason);
+  EXPECT_EQ(text.rfind("parent <- shutdown \"R\"", 0), 0u) << text;
+}
+
+// R8
+TEST(co_spawn, a_plain_asio_signal_cancels_with_an_unspecified_reason)
+{
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  observation seen;
+  bool done = false;
+  arc::co_spawn(ctx, wait_forever(seen),
+      asio::bind_cancellation_slot(sig.slot(), [&](std::exception_ptr e) {
+        EXPECT_TRUE(e);
+        done = true;
+      }));
+  asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_EQ(seen.ec, asio::error::operation_aborted);
+  EXPECT_EQ(seen.reason.kind(), arc::reason_kind::unspecified);
+}
+
+TEST(co_spawn, this_task_source_cancels_the_task_itself)
+{
+  asio::io_context ctx;
+  bool threw = false;
+  arc::cancel_reason seen;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    arc::this_task::source().cancel(arc::reason::user("self"));
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    try
+    {
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      threw = true;
+      seen = arc::this_task::reason();
+    }
+  }());
+  EXPECT_TRUE(threw);
+  EXPECT_EQ(seen.message(), "self");
+}
+
+TEST(co_spawn, outside_a_task_this_task_reports_nothing_and_source_throws_not_in_task)
+{
+  EXPECT_FALSE(arc::this_task::in_task());
+  EXPECT_TRUE(arc::this_task::reason().empty());
+  EXPECT_FALSE(arc::this_task::cancelled());
+  EXPECT_EQ(arc::this_task::requests(), 0u);
+  try
+  {
+    (void)arc::this_task::source();
+    FAIL() << "source() should throw outside a task";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), arc::error::not_in_task);
+  }
+}
+
+TEST(co_spawn, the_task_context_is_not_visible_in_the_completion_handler)
+{
+  asio::io_context ctx;
+  bool in_task_inside = false, in_task_in_handler = true;
+  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    in_task_inside = arc::this_task::in_task();
+    co_return;
+  }(), [&](std::exception_ptr) { in_task_in_handler = arc::this_task::in_task(); });
+  ctx.run();
+  EXPECT_TRUE(in_task_inside);
+  EXPECT_FALSE(in_task_in_handler);
+}
+
+TEST(co_spawn, a_task_spawned_on_an_already_cancelled_source_is_cancelled_at_its_first_wait)
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  src.cancel(arc::reason::user("before start"));
+  observation seen;
+  bool done = false;
+  arc::co_spawn(ctx, wait_forever(seen), arc::bind_cancel(src, [&](std::exception_ptr) { done = true; }));
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_TRUE(seen.in_task);
+  EXPECT_EQ(seen.ec, asio::error::operation_aborted);
+  EXPECT_EQ(seen.reason.message(), "before start");
+}
+
+TEST(co_spawn, later_requests_are_counted_by_the_task)
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  observation seen;
+  bool done = false;
+  arc::co_spawn(ctx, wait_forever(seen), arc::bind_cancel(src, [&](std::exception_ptr) { done = true; }));
+  asio::post(ctx, [&] {
+    src.cancel(arc::reason::user("one"));
+    src.cancel(arc::reason::user("two"));
+  });
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_EQ(seen.reason.message(), "one");
+  EXPECT_EQ(seen.requests, 2u);
+}
+
+TEST(co_spawn, delivers_the_result_with_a_callback)
+{
+  asio::io_context ctx;
+  int got = 0;
+  arc::co_spawn(ctx, answer(), [&](std::exception_ptr e, int v) {
+    EXPECT_FALSE(e);
+    got = v;
+  });
+  ctx.run();
+  EXPECT_EQ(got, 42);
+}
+
+TEST(co_spawn, delivers_the_result_with_use_awaitable_deferred_future_as_tuple_and_promise)
+{
+  asio::io_context ctx;
+  int a = 0, d = 0, t = 0, p = 0;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    a = co_await arc::co_spawn(ex, answer(), asio::use_awaitable);
+    d = co_await arc::co_spawn(ex, answer(), asio::deferred)(asio::use_awaitable);
+    auto [e, v] = co_await arc::co_spawn(ex, answer(), asio::as_tuple(asio::use_awaitable));
+    EXPECT_FALSE(e);
+    t = v;
+    auto prom = arc::co_spawn(ex, answer(), asio::experimental::use_promise);
+    p = co_await prom(asio::use_awaitable);
+  }());
+  EXPECT_EQ(a, 42);
+  EXPECT_EQ(d, 42);
+  EXPECT_EQ(t, 42);
+  EXPECT_EQ(p, 42);
+
+  std::future<int> f = arc::co_spawn(ctx, answer(), asio::use_future);
+  ctx.restart();
+  ctx.run();
+  EXPECT_EQ(f.get(), 42);
+}
+
+TEST(co_spawn, an_exception_reaches_the_completion_handler)
+{
+  asio::io_context ctx;
+  std::exception_ptr failure;
+  arc::co_spawn(ctx, []() -> asio::awaitable<void> {
+    throw std::runtime_error("boom");
+    co_return;
+  }(), [&](std::exception_ptr e) { failure = e; });
+  ctx.run();
+  ASSERT_TRUE(failure);
+  EXPECT_THROW(std::rethrow_exception(failure), std::runtime_error);
+}
+
+TEST(co_spawn, accepts_a_function_returning_an_awaitable)
+{
+  asio::io_context ctx;
+  int got = 0;
+  bool in_task = false;
+  arc::co_spawn(ctx, [&] {
+    in_task = arc::this_task::in_task();
+    return answer();
+  }, [&](std::exception_ptr, int v) { got = v; });
+  ctx.run();
+  EXPECT_EQ(got, 42);
+  EXPECT_TRUE(in_task);
+}
+
+TEST(co_spawn, detached_tasks_run_and_keep_their_own_context)
+{
+  asio::io_context ctx;
+  int ran = 0;
+  for (int i = 0; i < 3; ++i)
+    arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      EXPECT_TRUE(arc::this_task::in_task());
+      EXPECT_FALSE(arc::this_task::cancelled());
+      ++ran;
+      co_return;
+    }(), asio::detached);
+  ctx.run();
+  EXPECT_EQ(ran, 3);
+}
+
+TEST(co_spawn, destroying_the_io_context_with_pending_tasks_leaks_nothing)
+{
+  auto alive = std::make_shared<int>(0);
+  arc::cancel_source src;
+  {
+    asio::io_context ctx;
+    for (int i = 0; i < 10; ++i)
+      arc::co_spawn(ctx, [alive]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+      }(), arc::bind_cancel(src, asio::detached));
+    ctx.run_for(1ms);
+  }
+  EXPECT_EQ(alive.use_count(), 1);
+  src.cancel(arc::reason::user("after the context is gone"));
+}
+
+TEST(co_spawn, tasks_on_a_thread_pool_are_cancelled_from_a_foreign_thread_exactly_once)
+{
+  asio::thread_pool pool(4);
+  arc::cancel_source src;
+  constexpr int n = 500;
+  std::atomic<int> completions{0}, saw_reason{0};
+  for (int i = 0; i < n; ++i)
+    arc::co_spawn(asio::make_strand(pool), [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      try
+      {
+        co_await t.async_wait(asio::use_awaitable);
+      }
+      catch (const boost::system::system_error&)
+      {
+        if (arc::this_task::reason().message() == "pool")
+          ++saw_reason;
+      }
+    }(), arc::bind_cancel(src, [&](std::exception_ptr) { ++completions; }));
+  src.cancel(arc::reason::user("pool"));
+  pool.join();
+  EXPECT_EQ(completions.load(), n);
+  EXPECT_EQ(saw_reason.load(), n);
+}
+
+// Boost 1.81's co_spawn entry point awaits outside its try block once the
+// body returns; a cancellation made by the body itself must not escape run().
+TEST(co_spawn, a_task_that_cancels_itself_and_returns_at_once_completes_normally)
+{
+  asio::io_context ctx;
+  bool done = false;
+  std::exception_ptr failure;
+  arc::co_spawn(ctx, []() -> asio::awaitable<void> {
+    arc::this_task::source().cancel(arc::reason::user("self, then return"));
+    co_return;
+  }(), [&](std::exception_ptr e) {
+    failure = e;
+    done = true;
+  });
+  EXPECT_NO_THROW(ctx.run());
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(failure);
+}
+
+TEST(co_spawn, a_task_cancelled_before_it_runs_from_a_foreign_thread_does_not_escape_run)
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  bool done = false;
+  arc::co_spawn(ctx, []() -> asio::awaitable<void> { co_return; }(),
+      arc::bind_cancel(src, [&](std::exception_ptr) { done = true; }));
+  std::thread([&] { src.cancel(arc::reason::user("early")); }).join();
+  EXPECT_NO_THROW(ctx.run());
+  EXPECT_TRUE(done);
+}
