@@ -1,0 +1,350 @@
+// Tests for arc/cancel_after.hpp: cancel_after, cancel_at and with_timeout.
+#include <arc/cancel_after.hpp>
+
+#include <arc/bind_cancel.hpp>
+#include <arc/co_spawn.hpp>
+
+#include "test_util.hpp"
+
+#include <boost/asio/experimental/promise.hpp>
+#include <boost/asio/experimental/use_promise.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+
+namespace {
+
+using read_sig = void(error_code, std::size_t);
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(asio::async_read(
+                                 std::declval<asio::local::stream_protocol::socket&>(),
+                                 asio::mutable_buffer(),
+                                 arc::cancel_after(1s, asio::deferred)))>,
+    read_sig>);
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(
+                                 std::declval<asio::steady_timer&>().async_wait(arc::cancel_at(
+                                     std::chrono::steady_clock::now(), asio::deferred)))>,
+    void(error_code)>);
+
+// A stream whose peer never writes.
+struct silent_peer
+{
+  asio::io_context ctx;
+  asio::local::stream_protocol::socket a{ctx}, b{ctx};
+  char buf[16];
+  silent_peer() { asio::local::connect_pair(a, b); }
+};
+
+} // namespace
+
+// R3
+TEST(cancel_after, a_read_that_times_out_completes_with_timed_out_and_a_timeout_reason)
+{
+  silent_peer p;
+  arc::cancel_source src;
+  error_code result;
+  arc::cancel_reason why;
+  int calls = 0;
+  asio::async_read(p.a, asio::buffer(p.buf),
+      arc::cancel_after(50ms, arc::with_reason(src,
+          [&](error_code ec, std::size_t, arc::cancel_reason r) {
+            ++calls;
+            result = ec;
+            why = r;
+          })));
+  arc_test::run_until(p.ctx, [&] { return calls > 0; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_NE(result, asio::error::operation_aborted);
+  EXPECT_TRUE(result == boost::system::errc::operation_canceled);
+  EXPECT_EQ(why.kind(), arc::reason_kind::timeout);
+  EXPECT_EQ(arc::to_string(why).rfind("timeout (deadline 50ms)", 0), 0u) << why;
+  EXPECT_FALSE(src.cancelled()); // only the operation timed out
+}
+
+TEST(cancel_after, an_outer_cancellation_that_arrives_first_passes_through_unchanged)
+{
+  silent_peer p;
+  arc::cancel_source src;
+  error_code result;
+  arc::cancel_reason why;
+  int calls = 0;
+  asio::async_read(p.a, asio::buffer(p.buf),
+      arc::cancel_after(1h, arc::with_reason(src,
+          [&](error_code ec, std::size_t, arc::cancel_reason r) {
+            ++calls;
+            result = ec;
+            why = r;
+          })));
+  const auto R = arc::reason::shutdown("outer");
+  asio::post(p.ctx, [&] { src.cancel(R); });
+  arc_test::run_until(p.ctx, [&] { return calls > 0; });
+  EXPECT_EQ(result, asio::error::operation_aborted);
+  EXPECT_EQ(why, R);
+}
+
+TEST(cancel_after, an_outer_plain_slot_cancellation_passes_through_as_operation_aborted)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  asio::cancellation_signal outer;
+  error_code result;
+  t.async_wait(arc::cancel_after(1h, asio::bind_cancellation_slot(outer.slot(),
+      [&](error_code ec) { result = ec; })));
+  asio::post(ctx, [&] { outer.emit(asio::cancellation_type::terminal); });
+  ctx.run();
+  EXPECT_EQ(result, asio::error::operation_aborted);
+}
+
+TEST(cancel_after, an_operation_that_finishes_in_time_is_untouched_and_leaves_no_work)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 0ms);
+  int calls = 0;
+  error_code result = asio::error::would_block;
+  t.async_wait(arc::cancel_after(1h, [&](error_code ec) {
+    ++calls;
+    result = ec;
+  }));
+  ctx.run(); // returns: the 1 h timer was cancelled when the wait completed
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(result);
+}
+
+TEST(cancel_after, a_given_reason_is_used_for_the_timeout)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  arc::cancel_source src;
+  const auto mine = arc::reason::timeout(10ms, 99);
+  arc::cancel_reason why;
+  error_code result;
+  t.async_wait(arc::cancel_after(10ms, mine,
+      arc::with_reason(src, [&](error_code ec, arc::cancel_reason r) {
+        result = ec;
+        why = r;
+      })));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_EQ(why, mine);
+  ASSERT_NE(why.tag<int>(), nullptr);
+  EXPECT_EQ(*why.tag<int>(), 99);
+}
+
+TEST(cancel_at, cancels_at_a_steady_time_point)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  error_code result;
+  t.async_wait(arc::cancel_at(std::chrono::steady_clock::now() + 10ms,
+      [&](error_code ec) { result = ec; }));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+}
+
+TEST(cancel_at, cancels_at_a_system_clock_time_point)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  error_code result;
+  arc::cancel_source src;
+  arc::cancel_reason why;
+  t.async_wait(arc::cancel_at(std::chrono::system_clock::now() + 10ms,
+      arc::with_reason(src, [&](error_code ec, arc::cancel_reason r) {
+        result = ec;
+        why = r;
+      })));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_EQ(why.kind(), arc::reason_kind::timeout);
+}
+
+TEST(cancel_after, works_with_use_awaitable_and_redirect_error)
+{
+  asio::io_context ctx;
+  error_code thrown, redirected;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    try
+    {
+      co_await t.async_wait(arc::cancel_after(5ms, asio::use_awaitable));
+    }
+    catch (const boost::system::system_error& e)
+    {
+      thrown = e.code();
+    }
+    t.expires_after(1h);
+    co_await t.async_wait(arc::cancel_after(5ms, asio::redirect_error(asio::use_awaitable, redirected)));
+  }());
+  EXPECT_EQ(thrown, arc::error::timed_out);
+  EXPECT_EQ(redirected, arc::error::timed_out);
+}
+
+TEST(cancel_after, works_with_deferred_as_tuple_use_future_and_use_promise)
+{
+  asio::io_context ctx;
+  asio::steady_timer t1(ctx, 1h), t2(ctx, 1h), t3(ctx, 1h), t4(ctx, 1h);
+  error_code deferred_ec, tuple_ec, promise_ec;
+  auto op = t1.async_wait(arc::cancel_after(5ms, asio::deferred));
+  std::move(op)([&](error_code ec) { deferred_ec = ec; });
+  t2.async_wait(arc::cancel_after(5ms, asio::as_tuple([&](std::tuple<error_code> r) { tuple_ec = std::get<0>(r); })));
+  std::future<void> fut = t3.async_wait(arc::cancel_after(5ms, asio::use_future));
+  auto prom = t4.async_wait(arc::cancel_after(5ms, asio::experimental::use_promise));
+  ctx.run();
+  prom([&](error_code ec) { promise_ec = ec; });
+  ctx.restart();
+  ctx.run();
+  EXPECT_EQ(deferred_ec, arc::error::timed_out);
+  EXPECT_EQ(tuple_ec, arc::error::timed_out);
+  EXPECT_EQ(promise_ec, arc::error::timed_out);
+  try
+  {
+    fut.get();
+    FAIL() << "the future should hold the timeout";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), arc::error::timed_out);
+  }
+}
+
+TEST(with_timeout, a_body_past_its_deadline_is_cancelled_and_reported_as_timed_out)
+{
+  asio::io_context ctx;
+  arc::cancel_reason body_saw;
+  arc::cancel_reason thrown_reason;
+  error_code thrown_code;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::with_timeout(20ms, [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        try
+        {
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        catch (const boost::system::system_error&)
+        {
+          body_saw = arc::this_task::reason();
+          throw;
+        }
+      }());
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      thrown_code = e.code();
+      thrown_reason = e.reason();
+    }
+  }());
+  EXPECT_EQ(body_saw.kind(), arc::reason_kind::timeout);
+  EXPECT_EQ(thrown_code, arc::error::timed_out);
+  EXPECT_EQ(thrown_reason, body_saw);
+  EXPECT_EQ(arc::to_string(thrown_reason).rfind("timeout (deadline 20ms)", 0), 0u) << thrown_reason;
+}
+
+// R4
+TEST(with_timeout, an_outer_cancellation_reaches_the_body_as_itself_and_is_rethrown_unconverted)
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  arc::cancel_reason body_saw;
+  std::exception_ptr outcome;
+  bool done = false;
+  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    co_await arc::with_timeout(1s, [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      try
+      {
+        co_await t.async_wait(asio::use_awaitable);
+      }
+      catch (const boost::system::system_error&)
+      {
+        body_saw = arc::this_task::reason();
+        throw;
+      }
+    }());
+  }(), arc::bind_cancel(src, [&](std::exception_ptr e) {
+    outcome = e;
+    done = true;
+  }));
+  const auto R = arc::reason::user("R");
+  asio::steady_timer later(ctx, 10ms);
+  later.async_wait([&](error_code) { src.cancel(R); });
+  arc_test::run_until(ctx, [&] { return done; });
+
+  EXPECT_EQ(body_saw, R);
+  ASSERT_TRUE(outcome);
+  try
+  {
+    std::rethrow_exception(outcome);
+  }
+  catch (const arc::cancelled_error&)
+  {
+    FAIL() << "an outer cancellation must not be converted";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+  }
+}
+
+TEST(with_timeout, returns_the_bodys_value_when_it_finishes_in_time)
+{
+  asio::io_context ctx;
+  int got = 0;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    got = co_await arc::with_timeout(1h, []() -> asio::awaitable<int> { co_return 7; }());
+  }());
+  EXPECT_EQ(got, 7);
+}
+
+TEST(with_timeout, a_body_failure_other_than_cancellation_is_rethrown_as_is)
+{
+  asio::io_context ctx;
+  EXPECT_THROW(arc_test::run_task(ctx, []() -> asio::awaitable<void> {
+    co_await arc::with_timeout(1h, []() -> asio::awaitable<void> {
+      throw std::logic_error("not a timeout");
+      co_return;
+    }());
+  }()),
+      std::logic_error);
+}
+
+TEST(with_timeout, works_outside_an_arc_task)
+{
+  asio::io_context ctx;
+  error_code code;
+  bool done = false;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::with_timeout(5ms, []() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+      }());
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      code = e.code();
+    }
+    done = true;
+  }, asio::detached);
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_EQ(code, arc::error::timed_out);
+}
