@@ -19,6 +19,7 @@ cancel_reason make_reason(reason_fields f, std::any tag)
   rep->when_ = cancel_reason::clock::now();
   rep->deadline_ = f.relative ? rep->when_ + f.after : f.deadline;
   rep->after_ = f.after;
+  rep->has_after_ = f.relative || f.after != cancel_reason::clock::duration::zero();
   rep->message_.assign(f.message);
   rep->cause_ = std::move(f.cause);
   rep->tag_ = std::move(tag);
@@ -181,11 +182,10 @@ void append_hop(std::string& out, const cancel_reason& r)
   if (r.deadline() != cancel_reason::clock::time_point())
   {
     // The duration as given reads best; else the deadline relative to when().
-    const auto after = r.rep()->after_;
     const auto rel = r.deadline() - r.when();
     out += " (deadline ";
-    if (after != cancel_reason::clock::duration::zero())
-      append_duration(out, after);
+    if (r.rep()->has_after_)
+      append_duration(out, r.rep()->after_);
     else if (rel >= cancel_reason::clock::duration::zero())
     {
       out += "in ";

@@ -76,8 +76,9 @@ public:
 
   /// Where the reason was made: the caller of the factory, not arc.
   /**
-   * Reasons that arc derives (parent, escalated, unspecified) have a
-   * default-constructed location (line 0); their cause() says where.
+   * parent and unspecified reasons, which arc derives when a cancellation
+   * propagates, have a default-constructed location (line 0): the cause()
+   * says where. An escalated reason records where the escalation was decided.
    */
   std::source_location where() const noexcept;
 

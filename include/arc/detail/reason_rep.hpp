@@ -19,7 +19,8 @@ struct reason_rep
   std::source_location where_{};
   cancel_reason::clock::time_point when_{};
   cancel_reason::clock::time_point deadline_{};
-  cancel_reason::clock::duration after_{}; // the timeout as given, if known
+  cancel_reason::clock::duration after_{}; // the timeout as given, if has_after_
+  bool has_after_ = false;
   std::string message_;
   cancel_reason cause_;
   std::any tag_;

@@ -1,0 +1,417 @@
+// arc beside raw Asio: every arc benchmark BM_arc_<x> has a baseline
+// BM_asio_<x> that does the same work with plain Asio. main() runs them with
+// the usual --benchmark_* flags, then prints the arc/Asio ratio of each pair
+// next to its DESIGN.md target. Nothing here fails on time: it measures and
+// prints. A benchmark is only skipped (SkipWithError) if it did not do its work.
+#include <arc.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// --- Shared pieces -------------------------------------------------------------
+
+// The shape of Asio's own cancellation handlers (a timer's op_cancellation is
+// two pointers): small, stored in the slot, called with the type.
+struct small_handler
+{
+  std::size_t* calls;
+  void* op;
+
+  void operator()(asio::cancellation_type_t type) noexcept
+  {
+    *calls += static_cast<std::size_t>(type) != 0;
+  }
+};
+
+// The completion handler of a wait: counts the waits that were cancelled.
+struct count_aborted
+{
+  std::size_t* aborted;
+
+  void operator()(boost::system::error_code ec) const noexcept
+  {
+    *aborted += ec == asio::error::operation_aborted;
+  }
+};
+
+// The completion handler of a spawned task: counts the tasks that ended with
+// an exception (the cancellation).
+struct count_joined
+{
+  std::size_t* joined;
+
+  void operator()(std::exception_ptr e) const noexcept { *joined += e != nullptr; }
+};
+
+asio::awaitable<void> empty_coroutine()
+{
+  co_return;
+}
+
+asio::awaitable<void> sleeper()
+{
+  asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+constexpr std::size_t spawn_tasks = 100'000;
+
+// --- 1. emit on a slot with a handler installed ------------------------------------
+
+void BM_asio_signal_emit(benchmark::State& state)
+{
+  asio::cancellation_signal sig;
+  std::size_t calls = 0;
+  int op = 0;
+  for (auto _ : state)
+  {
+    sig.slot().emplace<small_handler>(&calls, &op);
+    sig.emit(asio::cancellation_type::terminal);
+    benchmark::DoNotOptimize(calls);
+  }
+  if (calls != static_cast<std::size_t>(state.iterations()))
+    state.SkipWithError("the handler did not run once per emit");
+}
+BENCHMARK(BM_asio_signal_emit);
+
+void BM_arc_signal_emit(benchmark::State& state)
+{
+  arc::cancellation_signal sig;
+  const arc::cancel_reason why = arc::reason::user("x");
+  std::size_t calls = 0;
+  int op = 0;
+  for (auto _ : state)
+  {
+    sig.slot().emplace<small_handler>(&calls, &op);
+    sig.emit(asio::cancellation_type::terminal, why);
+    benchmark::DoNotOptimize(calls);
+  }
+  if (calls != static_cast<std::size_t>(state.iterations()) || sig.reason() != why)
+    state.SkipWithError("the handler did not run once per emit, or the reason was lost");
+}
+BENCHMARK(BM_arc_signal_emit);
+
+// --- 2. cancel a pending timer wait ----------------------------------------------------
+
+void BM_asio_timer_cancel(benchmark::State& state)
+{
+  asio::io_context ctx;
+  asio::steady_timer timer(ctx, 1h);
+  std::size_t aborted = 0;
+  for (auto _ : state)
+  {
+    asio::cancellation_signal sig;
+    timer.async_wait(asio::bind_cancellation_slot(sig.slot(), count_aborted{&aborted}));
+    sig.emit(asio::cancellation_type::terminal);
+    benchmark::DoNotOptimize(ctx.run());
+    ctx.restart();
+  }
+  if (aborted != static_cast<std::size_t>(state.iterations()))
+    state.SkipWithError("a wait was not aborted");
+}
+BENCHMARK(BM_asio_timer_cancel);
+
+void BM_arc_timer_cancel(benchmark::State& state)
+{
+  asio::io_context ctx;
+  asio::steady_timer timer(ctx, 1h);
+  std::size_t aborted = 0;
+  for (auto _ : state)
+  {
+    // A source is level-triggered: once cancelled it stays so. One per wait.
+    arc::cancel_source src(ctx);
+    timer.async_wait(arc::bind_cancel(src, count_aborted{&aborted}));
+    src.cancel(arc::reason::user("x"));
+    benchmark::DoNotOptimize(ctx.run());
+    ctx.restart();
+  }
+  if (aborted != static_cast<std::size_t>(state.iterations()))
+    state.SkipWithError("a wait was not aborted");
+}
+BENCHMARK(BM_arc_timer_cancel);
+
+// --- 3. co_spawn(detached) + run -----------------------------------------------------
+
+void BM_asio_co_spawn(benchmark::State& state)
+{
+  asio::io_context ctx;
+  std::size_t handlers = 0;
+  for (auto _ : state)
+  {
+    asio::co_spawn(ctx, empty_coroutine(), asio::detached);
+    handlers += ctx.run();
+    ctx.restart();
+  }
+  benchmark::DoNotOptimize(handlers);
+  if (handlers < static_cast<std::size_t>(state.iterations()))
+    state.SkipWithError("a coroutine did not run");
+}
+BENCHMARK(BM_asio_co_spawn);
+
+void BM_arc_co_spawn(benchmark::State& state)
+{
+  asio::io_context ctx;
+  std::size_t handlers = 0;
+  for (auto _ : state)
+  {
+    arc::co_spawn(ctx, empty_coroutine(), asio::detached);
+    handlers += ctx.run();
+    ctx.restart();
+  }
+  benchmark::DoNotOptimize(handlers);
+  if (handlers < static_cast<std::size_t>(state.iterations()))
+    state.SkipWithError("a coroutine did not run");
+}
+BENCHMARK(BM_arc_co_spawn);
+
+// --- 4. spawn 10^5 sleepers, cancel them all with a reason, join ------------------------
+
+void report_per_task(benchmark::State& state)
+{
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(spawn_tasks));
+  // Seconds per task (printed with an SI prefix, e.g. "250n").
+  state.counters["per_task"] = benchmark::Counter(static_cast<double>(spawn_tasks),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_asio_spawn_cancel_join(benchmark::State& state)
+{
+  asio::io_context ctx;
+  // Asio allows one operation per slot: one signal per task, reused across
+  // iterations (a signal is edge-triggered, so reuse is free).
+  auto signals = std::make_unique<asio::cancellation_signal[]>(spawn_tasks);
+  for (auto _ : state)
+  {
+    std::size_t joined = 0;
+    for (std::size_t i = 0; i != spawn_tasks; ++i)
+      asio::co_spawn(ctx, sleeper(),
+          asio::bind_cancellation_slot(signals[i].slot(), count_joined{&joined}));
+    ctx.poll(); // every task now waits on its timer
+    for (std::size_t i = 0; i != spawn_tasks; ++i)
+      signals[i].emit(asio::cancellation_type::terminal);
+    ctx.run();
+    ctx.restart();
+    benchmark::DoNotOptimize(joined);
+    if (joined != spawn_tasks)
+    {
+      state.SkipWithError("not every task was cancelled and joined");
+      break;
+    }
+  }
+  report_per_task(state);
+}
+BENCHMARK(BM_asio_spawn_cancel_join)->Unit(benchmark::kMillisecond);
+
+void BM_arc_spawn_cancel_join(benchmark::State& state)
+{
+  asio::io_context ctx;
+  for (auto _ : state)
+  {
+    std::size_t joined = 0;
+    arc::cancel_source src(ctx); // one source for every task
+    for (std::size_t i = 0; i != spawn_tasks; ++i)
+      arc::co_spawn(ctx, sleeper(), arc::bind_cancel(src, count_joined{&joined}));
+    ctx.poll(); // every task now waits on its timer
+    src.cancel(arc::reason::shutdown("x"));
+    ctx.run();
+    ctx.restart();
+    benchmark::DoNotOptimize(joined);
+    if (joined != spawn_tasks)
+    {
+      state.SkipWithError("not every task was cancelled and joined");
+      break;
+    }
+  }
+  report_per_task(state);
+}
+BENCHMARK(BM_arc_spawn_cancel_join)->Unit(benchmark::kMillisecond);
+
+// --- Reporting --------------------------------------------------------------------------
+
+// Forwards to the console reporter and keeps each benchmark's real time per
+// iteration, in ns: the median aggregate when repetitions ran, else the median
+// of the individual runs.
+class recording_reporter : public benchmark::ConsoleReporter
+{
+public:
+  using benchmark::ConsoleReporter::ConsoleReporter;
+
+  void ReportRuns(const std::vector<Run>& runs) override
+  {
+    benchmark::ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs)
+    {
+      const std::string& name = run.run_name.function_name;
+      if (run.error_occurred)
+      {
+        failed_[name] = run.error_message;
+        continue;
+      }
+      const double ns = run.GetAdjustedRealTime() * 1e9
+        / benchmark::GetTimeUnitMultiplier(run.time_unit);
+      if (run.run_type == Run::RT_Aggregate)
+      {
+        if (run.aggregate_name == "median")
+          medians_[name] = ns;
+      }
+      else
+        samples_[name].push_back(ns);
+    }
+  }
+
+  std::optional<double> real_ns(const std::string& name) const
+  {
+    if (auto m = medians_.find(name); m != medians_.end())
+      return m->second;
+    auto s = samples_.find(name);
+    if (s == samples_.end() || s->second.empty())
+      return std::nullopt;
+    std::vector<double> v = s->second;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+
+  const std::string* failure(const std::string& name) const
+  {
+    auto f = failed_.find(name);
+    return f == failed_.end() ? nullptr : &f->second;
+  }
+
+private:
+  std::map<std::string, double> medians_;
+  std::map<std::string, std::vector<double>> samples_;
+  std::map<std::string, std::string> failed_;
+};
+
+struct pair_spec
+{
+  const char* key;   // BM_asio_<key> and BM_arc_<key>
+  const char* label; // what the row measures
+  double target;     // ratio arc/asio should stay at or below
+  double per;        // divide the time per iteration by this (tasks per iteration)
+};
+
+constexpr pair_spec pairs[] = {
+  {"signal_emit", "signal emplace + emit(type[, reason])", 1.10, 1},
+  {"timer_cancel", "cancel pending steady_timer wait + run", 1.05, 1},
+  {"co_spawn", "co_spawn(empty, detached) + run", 1.10, 1},
+  {"spawn_cancel_join", "1e5 tasks spawn->cancel->join, per task", 1.10,
+      static_cast<double>(spawn_tasks)},
+};
+
+void print_table(const recording_reporter& rep)
+{
+  std::printf("\narc vs raw Asio (real time; median of repetitions when repeated)\n");
+  std::printf("%-42s %12s %12s %7s %7s  %s\n", "benchmark", "arc ns", "asio ns", "ratio",
+      "target", "");
+  for (const pair_spec& p : pairs)
+  {
+    const std::string arc_name = std::string("BM_arc_") + p.key;
+    const std::string asio_name = std::string("BM_asio_") + p.key;
+    const std::optional<double> arc_ns = rep.real_ns(arc_name);
+    const std::optional<double> asio_ns = rep.real_ns(asio_name);
+    if (!arc_ns || !asio_ns)
+    {
+      const std::string* why = rep.failure(arc_name);
+      if (!why)
+        why = rep.failure(asio_name);
+      std::printf("%-42s %12s %12s %7s %7.2f  %s\n", p.label, arc_ns ? "" : "-",
+          asio_ns ? "" : "-", "-", p.target,
+          why ? ("skipped: " + *why).c_str() : "not run");
+      continue;
+    }
+    const double a = *arc_ns / p.per;
+    const double b = *asio_ns / p.per;
+    const double ratio = a / b;
+    std::printf("%-42s %12.1f %12.1f %7.3f %7.2f  %s\n", p.label, a, b, ratio, p.target,
+        ratio <= p.target ? "ok" : "MISSED");
+  }
+  // One machine-readable line per side, read by run.sh for the anchors.
+  if (auto arc_ns = rep.real_ns("BM_arc_spawn_cancel_join"))
+    std::printf("\narc spawn->cancel->join: %.1f ns/task\n",
+        *arc_ns / static_cast<double>(spawn_tasks));
+  if (auto asio_ns = rep.real_ns("BM_asio_spawn_cancel_join"))
+    std::printf("asio spawn->cancel->join: %.1f ns/task\n",
+        *asio_ns / static_cast<double>(spawn_tasks));
+#if !defined(NDEBUG) || !defined(__OPTIMIZE__)
+  std::printf("\nnote: built without optimisation or with assertions; ratios are not meaningful\n");
+#endif
+}
+
+// The console options the library would choose itself from --benchmark_color
+// and --benchmark_counters_tabular (read before Initialize() consumes them).
+benchmark::ConsoleReporter::OutputOptions console_options(int argc, char** argv)
+{
+  std::string_view color = "auto";
+  bool tabular = false;
+  for (int i = 1; i < argc; ++i)
+  {
+    const std::string_view arg = argv[i];
+    if (arg.starts_with("--benchmark_color="))
+      color = arg.substr(std::strlen("--benchmark_color="));
+    else if (arg == "--benchmark_counters_tabular"
+        || arg == "--benchmark_counters_tabular=true")
+      tabular = true;
+  }
+  bool use_color = false;
+  if (color == "auto")
+  {
+    const char* term = std::getenv("TERM");
+    use_color = ::isatty(STDOUT_FILENO) && term && std::string_view(term) != "dumb";
+  }
+  else
+    use_color = color == "true" || color == "yes" || color == "1";
+  int opts = benchmark::ConsoleReporter::OO_None;
+  if (use_color)
+    opts |= benchmark::ConsoleReporter::OO_Color;
+  if (tabular)
+    opts |= benchmark::ConsoleReporter::OO_Tabular;
+  return static_cast<benchmark::ConsoleReporter::OutputOptions>(opts);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+  const auto options = console_options(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    return 1;
+  recording_reporter reporter(options);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  print_table(reporter);
+  return 0;
+}
