@@ -266,7 +266,7 @@ TEST(with_timeout, an_outer_cancellation_reaches_the_body_as_itself_and_is_rethr
   arc::cancel_reason body_saw;
   std::exception_ptr outcome;
   bool done = false;
-  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+  auto outer = [&]() -> asio::awaitable<void> {
     co_await arc::with_timeout(1s, [&]() -> asio::awaitable<void> {
       asio::steady_timer t(co_await asio::this_coro::executor, 1h);
       try
@@ -279,7 +279,8 @@ TEST(with_timeout, an_outer_cancellation_reaches_the_body_as_itself_and_is_rethr
         throw;
       }
     }());
-  }(), arc::bind_cancel(src, [&](std::exception_ptr e) {
+  };
+  arc::co_spawn(ctx, outer(), arc::bind_cancel(src, [&](std::exception_ptr e) {
     outcome = e;
     done = true;
   }));

@@ -218,10 +218,11 @@ TEST(co_spawn, the_task_context_is_not_visible_in_the_completion_handler)
 {
   asio::io_context ctx;
   bool in_task_inside = false, in_task_in_handler = true;
-  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+  auto body = [&]() -> asio::awaitable<void> {
     in_task_inside = arc::this_task::in_task();
     co_return;
-  }(), [&](std::exception_ptr) { in_task_in_handler = arc::this_task::in_task(); });
+  };
+  arc::co_spawn(ctx, body(), [&](std::exception_ptr) { in_task_in_handler = arc::this_task::in_task(); });
   ctx.run();
   EXPECT_TRUE(in_task_inside);
   EXPECT_FALSE(in_task_in_handler);
@@ -325,13 +326,14 @@ TEST(co_spawn, detached_tasks_run_and_keep_their_own_context)
 {
   asio::io_context ctx;
   int ran = 0;
+  auto body = [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(arc::this_task::in_task());
+    EXPECT_FALSE(arc::this_task::cancelled());
+    ++ran;
+    co_return;
+  };
   for (int i = 0; i < 3; ++i)
-    arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-      EXPECT_TRUE(arc::this_task::in_task());
-      EXPECT_FALSE(arc::this_task::cancelled());
-      ++ran;
-      co_return;
-    }(), asio::detached);
+    arc::co_spawn(ctx, body(), asio::detached);
   ctx.run();
   EXPECT_EQ(ran, 3);
 }
@@ -342,12 +344,13 @@ TEST(co_spawn, destroying_the_io_context_with_pending_tasks_leaks_nothing)
   arc::cancel_source src;
   {
     asio::io_context ctx;
+    // The frame holds a copy of `alive` (a parameter, not a capture).
+    auto body = [](std::shared_ptr<int>) -> asio::awaitable<void> {
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      co_await t.async_wait(asio::use_awaitable);
+    };
     for (int i = 0; i < 10; ++i)
-      arc::co_spawn(ctx, [alive]() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-        co_await t.async_wait(asio::use_awaitable);
-      }(), arc::bind_cancel(src, asio::detached));
-    ctx.run_for(1ms);
+      arc::co_spawn(ctx, body(alive), arc::bind_cancel(src, asio::detached));
   }
   EXPECT_EQ(alive.use_count(), 1);
   src.cancel(arc::reason::user("after the context is gone"));
@@ -359,19 +362,20 @@ TEST(co_spawn, tasks_on_a_thread_pool_are_cancelled_from_a_foreign_thread_exactl
   arc::cancel_source src;
   constexpr int n = 500;
   std::atomic<int> completions{0}, saw_reason{0};
+  auto body = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    try
+    {
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      if (arc::this_task::reason().message() == "pool")
+        ++saw_reason;
+    }
+  };
   for (int i = 0; i < n; ++i)
-    arc::co_spawn(asio::make_strand(pool), [&]() -> asio::awaitable<void> {
-      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-      try
-      {
-        co_await t.async_wait(asio::use_awaitable);
-      }
-      catch (const boost::system::system_error&)
-      {
-        if (arc::this_task::reason().message() == "pool")
-          ++saw_reason;
-      }
-    }(), arc::bind_cancel(src, [&](std::exception_ptr) { ++completions; }));
+    arc::co_spawn(asio::make_strand(pool), body(), arc::bind_cancel(src, [&](std::exception_ptr) { ++completions; }));
   src.cancel(arc::reason::user("pool"));
   pool.join();
   EXPECT_EQ(completions.load(), n);
