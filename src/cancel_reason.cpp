@@ -136,21 +136,25 @@ void append_duration(std::string& out, cancel_reason::clock::duration d)
     out += std::to_string(ns) + "ns";
 }
 
-// "void ns::fetch(int)" -> "ns::fetch(int)": the return type is noise in a log line.
+// "void ns::fetch(int)" -> "ns::fetch(int)": the return type is noise in a
+// log line. Inside a coroutine g++ names the body "R f(f(Args)::_Z….Frame*)";
+// the real signature is the part inside.
 std::string_view short_function(std::string_view f) noexcept
 {
   if (const auto with = f.find(" [with "); with != std::string_view::npos)
     f = f.substr(0, with);
+  if (const auto frame = f.find("::_Z"); frame != std::string_view::npos
+      && f.find(".Frame*)") != std::string_view::npos)
+  {
+    const auto open = f.find('(');
+    if (open != std::string_view::npos && open < frame)
+      return f.substr(open + 1, frame - open - 1);
+  }
   const auto paren = f.find('(');
   if (paren == std::string_view::npos)
     return f;
   const auto space = f.rfind(' ', paren);
-  if (space != std::string_view::npos)
-    f = f.substr(space + 1);
-  // g++ names a coroutine's body "f(f()::_Z1fv.Frame*)"; the frame is noise.
-  if (f.find(".Frame*)") != std::string_view::npos)
-    f = f.substr(0, f.find('(') + 1);
-  return f;
+  return space == std::string_view::npos ? f : f.substr(space + 1);
 }
 
 std::string_view base_name(std::string_view file) noexcept
@@ -211,8 +215,6 @@ void append_hop(std::string& out, const cancel_reason& r)
     {
       out += " in ";
       out += fn;
-      if (fn.back() == '(')
-        out += ')';
     }
   }
 }

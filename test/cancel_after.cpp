@@ -349,3 +349,47 @@ TEST(with_timeout, works_outside_an_arc_task)
   arc_test::run_until(ctx, [&] { return done; });
   EXPECT_EQ(code, arc::error::timed_out);
 }
+
+TEST(with_timeout, an_enclosing_timeout_is_converted_by_the_enclosing_with_timeout_only)
+{
+  asio::io_context ctx;
+  bool inner_saw_cancelled_error = false;
+  error_code outer_code;
+  arc::cancel_reason outer_reason, body_saw;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::with_timeout(10ms, [&]() -> asio::awaitable<void> {
+        try
+        {
+          co_await arc::with_timeout(1h, [&]() -> asio::awaitable<void> {
+            asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+            try
+            {
+              co_await t.async_wait(asio::use_awaitable);
+            }
+            catch (const boost::system::system_error&)
+            {
+              body_saw = arc::this_task::reason();
+              throw;
+            }
+          }());
+        }
+        catch (const arc::cancelled_error&)
+        {
+          inner_saw_cancelled_error = true; // the inner with_timeout must not convert
+          throw;
+        }
+      }());
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      outer_code = e.code();
+      outer_reason = e.reason();
+    }
+  }());
+  EXPECT_FALSE(inner_saw_cancelled_error);
+  EXPECT_EQ(outer_code, arc::error::timed_out);
+  EXPECT_EQ(body_saw, outer_reason);
+  EXPECT_EQ(arc::to_string(outer_reason).rfind("timeout (deadline 10ms)", 0), 0u) << outer_reason;
+}

@@ -59,7 +59,9 @@ public:
  * handler's associated executor, else the initiation's get_executor(), else
  * the source's executor. If none is known, the emit runs on the cancelling
  * thread, as with a plain Asio signal. If @p source is already cancelled, the
- * emit is posted as soon as the operation installs its handler.
+ * emit is posted as soon as the operation installs its handler (with no
+ * executor at all: delivered by this initiating function once the
+ * operation's own initiation has returned).
  *
  * @par Thread Safety
  * The source may be cancelled from any thread.

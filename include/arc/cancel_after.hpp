@@ -62,14 +62,17 @@ public:
  * is reason::timeout(deadline); it reaches arc::with_reason's appended reason.
  *
  * @par Per-Operation Cancellation
- * The operation sees an arc::cancellation_slot. On expiry it is emitted with
- * terminal and the timeout reason. A request through the token's own slot
- * (say, from an enclosing coroutine) passes through unchanged: the operation
- * completes with operation_aborted and that request's reason.
+ * The operation sees a slot owned by arc. On expiry it is emitted with
+ * terminal and the timeout reason (posted, if the operation has not installed
+ * its handler yet). A request through the token's own slot (say, from an
+ * enclosing coroutine) passes through unchanged: the operation completes with
+ * operation_aborted and that request's reason.
  *
  * @par Thread Safety
- * As boost::asio::cancel_after: the timer runs on the operation's executor,
- * which must serialise the operation's handlers (a strand, or one thread).
+ * The timer runs on the operation's executor (the handler's associated
+ * executor, else the initiation's). arc's own state is guarded, so an
+ * executor that does not serialise (use_future's, a thread pool) is safe;
+ * the operation itself follows Asio's rules.
  */
 template <typename Rep, typename Period, typename CompletionToken>
 cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
@@ -101,9 +104,9 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
  * The body runs in a scope of the calling task (or, outside a task, a scope
  * of its own): inside it, this_task::reason() says why it was cancelled.
  *
- * - If the timeout cancels the body and the body ends with a cancellation,
- *   with_timeout throws arc::cancelled_error with code arc::error::timed_out
- *   and the timeout reason.
+ * - If this timeout cancels the body (its reason is the one recorded) and the
+ *   body ends with a cancellation, with_timeout throws arc::cancelled_error
+ *   with code arc::error::timed_out and the timeout reason.
  * - If an outer cancellation (reason R) arrives first, the body sees R, not a
  *   timeout, and whatever the body throws is rethrown unchanged.
  * - If the body completes, its result is returned, even if the deadline

@@ -35,10 +35,15 @@ struct cancel_source_options
  *   is counted by requests() and kept, up to a bound, in history().
  * - Level-triggered: once cancelled, it stays cancelled. An operation bound
  *   afterwards is cancelled as soon as it has installed its cancellation
- *   handler; the emit is posted, never delivered inside the initiating function.
+ *   handler: the emit is posted to the operation's executor, never delivered
+ *   inside the operation's own initiation. (If no executor is known at all,
+ *   see below, arc's initiating function delivers it itself once the
+ *   operation's initiation has returned.)
  * - A request made from any thread is recorded at once. The emit to each bound
- *   operation is delivered on that operation's executor (the initiation's
- *   get_executor(), else the source's executor), never inline on a foreign thread.
+ *   operation runs on that operation's executor: the handler's associated
+ *   executor, else the initiation's get_executor(), else the source's
+ *   executor. Only when none of these exists does it run on the cancelling
+ *   thread, as a plain Asio signal's emit would.
  * - Destroying the last handle does not cancel anything: bound operations
  *   keep the state alive and complete normally.
  *

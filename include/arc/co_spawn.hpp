@@ -85,9 +85,11 @@ auto co_spawn(ExecutionContext& ctx, F&& f, CompletionToken&& token);
 /// The task context of the code running now: a coroutine started by arc::co_spawn.
 /**
  * These functions read a thread-local pointer that the task's executor sets
- * while it runs the coroutine. Inside a coroutine that has hopped onto a
- * foreign executor (one it was not spawned on), they see no task until it
- * comes back.
+ * while it runs the coroutine. While a coroutine runs on a foreign executor
+ * (say, resumed through bind_executor(other, use_awaitable)), they see
+ * whatever task, if any, is running the current thread, usually none, until
+ * it is back on its own executor. Read this_task::source() first and keep it
+ * if the reason is needed there.
  */
 namespace this_task {
 

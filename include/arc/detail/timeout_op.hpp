@@ -2,7 +2,6 @@
 #ifndef ARC_DETAIL_TIMEOUT_OP_HPP
 #define ARC_DETAIL_TIMEOUT_OP_HPP
 
-#include <arc/cancellation_signal.hpp>
 #include <arc/detail/bound_handler.hpp>
 #include <arc/error.hpp>
 
@@ -30,8 +29,12 @@ cancel_reason::clock::time_point to_steady(const std::chrono::time_point<Clock, 
       + std::chrono::duration_cast<std::chrono::steady_clock::duration>(tp - Clock::now());
 }
 
-// Shared by the completion wrapper and the timer's wait handler. Every member
-// is touched only on the operation's executor.
+// Shared by the completion wrapper and the timer's wait handler. The timer
+// runs on the operation's (associated) executor; that executor need not
+// serialise (use_future's runs on the system context's threads), so the stage
+// is guarded, and the operation is bound to a locked op_node rather than a
+// plain signal. The node also keeps an expiry that beats the operation's
+// emplace as pending, posted once the handler is installed.
 template <typename Clock, typename WaitTraits, typename Executor>
 class timeout_state
 {
@@ -39,9 +42,13 @@ public:
   enum class stage : unsigned char { waiting, timed_out, outer, done };
 
   timeout_state(const Executor& ex, cancel_reason r, std::source_location where)
-    : timer_(ex), reason_(std::move(r)), where_(where)
+    : timer_(ex), node_(op_node_impl<Executor>::create(nullptr, ex)), reason_(std::move(r)),
+      where_(where)
   {
   }
+
+  timeout_state(const timeout_state&) = delete;
+  ~timeout_state() { node_->release(); }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept
@@ -50,32 +57,58 @@ public:
       delete this;
   }
 
+  node_slot slot() const noexcept { return node_slot(node_); }
+
   void expire()
   {
-    if (stage_ != stage::waiting)
-      return;
-    stage_ = stage::timed_out;
-    if (!reason_)
-      reason_ = after_ ? expired_timeout(to_steady(timer_.expiry()), *after_, where_)
-                       : expired_timeout(to_steady(timer_.expiry()), {}, where_);
-    signal_.emit(asio::cancellation_type::terminal, reason_);
+    {
+      std::lock_guard lock(lock_);
+      if (stage_ != stage::waiting)
+        return;
+      stage_ = stage::timed_out;
+      if (!reason_)
+        reason_ = after_ ? expired_timeout(to_steady(timer_.expiry()), *after_, where_)
+                         : expired_timeout(to_steady(timer_.expiry()), {}, where_);
+    }
+    // reason_ is not written again once the stage has left `waiting`.
+    node_->emit(reason_, asio::cancellation_type::terminal);
   }
 
   void outer(asio::cancellation_type_t t, const cancel_reason& r)
   {
-    if (stage_ == stage::waiting)
-      stage_ = stage::outer;
-    signal_.emit(t, r);
+    {
+      std::lock_guard lock(lock_);
+      if (stage_ == stage::waiting)
+        stage_ = stage::outer;
+    }
+    node_->emit(r, t);
   }
 
+  // Ends the race: returns true if the timeout fired first. Afterwards nothing
+  // reaches the handler the operation left installed.
+  bool finish() noexcept
+  {
+    bool timed_out;
+    {
+      std::lock_guard lock(lock_);
+      timed_out = stage_ == stage::timed_out;
+      stage_ = stage::done;
+    }
+    node_->disarm();
+    return timed_out;
+  }
+
+  const cancel_reason& reason() const noexcept { return reason_; }
+
   asio::basic_waitable_timer<Clock, WaitTraits, Executor> timer_;
-  cancellation_signal signal_;
-  cancel_reason reason_;
-  std::source_location where_;
   std::optional<cancel_reason::clock::duration> after_;
-  stage stage_ = stage::waiting;
 
 private:
+  op_node* node_;
+  spin_lock lock_;
+  cancel_reason reason_;
+  std::source_location where_;
+  stage stage_ = stage::waiting;
   std::atomic<std::size_t> refs_{1};
 };
 
@@ -124,7 +157,7 @@ template <typename Handler, typename State>
 class timeout_handler
 {
 public:
-  using cancellation_slot_type = cancellation_slot;
+  using cancellation_slot_type = node_slot;
 
   template <typename H>
   timeout_handler(H&& h, State* s) : handler_(std::forward<H>(h)), state_(s)
@@ -143,10 +176,7 @@ public:
       state_->release();
   }
 
-  cancellation_slot_type get_cancellation_slot() const noexcept
-  {
-    return state_->signal_.slot();
-  }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return state_->slot(); }
 
   void forward_own_slot()
   {
@@ -163,16 +193,13 @@ public:
   void operator()(Args&&... args)
   {
     State* s = std::exchange(state_, nullptr);
+    const bool timed_out = s->finish();
     s->timer_.cancel();
-    const bool timed_out = s->stage_ == State::stage::timed_out;
-    s->stage_ = State::stage::done;
-    // The operation may have left its handler installed; nothing may reach it now.
-    s->signal_.slot().clear();
     auto own = asio::get_associated_cancellation_slot(handler_);
     if (forwarded_)
       own.clear();
     if (timed_out)
-      note_reason(own, s->reason_);
+      note_reason(own, s->reason());
     s->release();
     complete(timed_out, std::forward<Args>(args)...);
   }

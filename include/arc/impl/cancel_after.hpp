@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
+#include <memory>
 #include <optional>
 
 namespace arc {
@@ -78,24 +79,30 @@ task_ref make_timeout_scope(const Executor& ex)
       new source_state(cancel_source_options{}.history_limit, asio::any_io_executor(ex)));
 }
 
+// Cancels the scope on expiry and records the reason it used, so that
+// with_timeout converts its own timeout and nothing else.
 class timeout_trigger
 {
 public:
-  timeout_trigger(task_ref scope, cancel_reason::clock::time_point deadline,
-      cancel_reason::clock::duration after, std::source_location where) noexcept
-    : scope_(std::move(scope)), deadline_(deadline), after_(after), where_(where)
+  timeout_trigger(task_ref scope, std::shared_ptr<cancel_reason> fired,
+      cancel_reason::clock::time_point deadline, cancel_reason::clock::duration after,
+      std::source_location where) noexcept
+    : scope_(std::move(scope)), fired_(std::move(fired)), deadline_(deadline), after_(after),
+      where_(where)
   {
   }
 
   void operator()(boost::system::error_code ec)
   {
-    if (!ec)
-      scope_.get()->cancel(expired_timeout(deadline_, after_, where_),
-          asio::cancellation_type::terminal);
+    if (ec)
+      return;
+    *fired_ = expired_timeout(deadline_, after_, where_);
+    scope_.get()->cancel(*fired_, asio::cancellation_type::terminal);
   }
 
 private:
   task_ref scope_;
+  std::shared_ptr<cancel_reason> fired_;
   cancel_reason::clock::time_point deadline_;
   cancel_reason::clock::duration after_;
   std::source_location where_;
@@ -112,7 +119,8 @@ boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::dura
   detail::task_ref scope = detail::make_timeout_scope(ex);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer timer(ex, deadline);
-  timer.async_wait(detail::timeout_trigger(scope, deadline, timeout, where));
+  auto fired = std::make_shared<cancel_reason>();
+  timer.async_wait(detail::timeout_trigger(scope, fired, deadline, timeout, where));
 
   using signature = typename detail::spawn_signature<T>::type;
   std::exception_ptr failure;
@@ -137,7 +145,7 @@ boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::dura
   if (failure)
   {
     cancel_reason why = scope.get()->reason();
-    if (why.kind() == reason_kind::timeout && detail::is_cancellation_exception(failure))
+    if (*fired && why == *fired && detail::is_cancellation_exception(failure))
       throw cancelled_error(make_error_code(error::timed_out), std::move(why));
     std::rethrow_exception(failure);
   }
