@@ -33,7 +33,8 @@ anchors=()
 if command -v python3 >/dev/null; then
   echo
   python3 "${here}/anchors/spawn_cancel_join.py" | tee -a "${out}"
-  anchors+=(asyncio)
+  python3 "${here}/anchors/spawn_cancel_join.py" --no-gc | tee -a "${out}"
+  anchors+=(asyncio "asyncio (gc off)")
 else
   echo "python3 not found: skipping the asyncio anchor"
 fi
@@ -52,15 +53,15 @@ fi
 
 echo
 echo "arc vs anchors, spawn->cancel(reason)->join of 1e5 tasks (factor = anchor ns / arc ns)"
-printf '%-10s %12s %14s %10s %8s  %s\n' anchor "ns/task" "arc ns/task" factor target ""
+printf '%-18s %12s %14s %10s %8s  %s\n' anchor "ns/task" "arc ns/task" factor target ""
 for anchor in "${anchors[@]}"; do
   anchor_ns="$(per_task "${anchor}" '' "${out}")"
   [[ -n "${anchor_ns}" ]] || continue
-  target=$([[ "${anchor}" == asyncio ]] && echo 25 || echo 12)
+  target=$([[ "${anchor}" == asyncio* ]] && echo 25 || echo 12)
   for variant in plain thrown; do
     if [[ "${variant}" == plain ]]; then ns="${arc_ns}"; label=""; else ns="${arc_thrown_ns}"; label=" (thrown)"; fi
     [[ -n "${ns}" ]] || continue
     awk -v a="${anchor}" -v an="${anchor_ns}" -v ns="${ns}" -v t="${target}" -v l="${label}" \
-      'BEGIN { f = an / ns; printf "%-10s %12.1f %14.1f %10.1f %8s  %s%s\n", a, an, ns, f, ">= " t, (f >= t ? "ok" : "MISSED"), l }'
+      'BEGIN { f = an / ns; printf "%-18s %12.1f %14.1f %10.1f %8s  %s%s\n", a, an, ns, f, ">= " t, (f >= t ? "ok" : "MISSED"), l }'
   done
 done
