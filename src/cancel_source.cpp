@@ -13,10 +13,19 @@ std::vector<cancel_reason> source_state::history() const
 {
   std::lock_guard lock(mutex_);
   std::vector<cancel_reason> out;
-  out.reserve(history_.size());
-  // history_next_ is the oldest entry once the ring is full.
-  for (std::size_t i = 0; i < history_.size(); ++i)
-    out.push_back(history_[(history_next_ + i) % history_.size()]);
+  if (!cancelled_.load(std::memory_order_relaxed))
+    return out;
+  // The first request is reason_; later ones are in the ring, whose oldest
+  // entry is history_next_ once it is full. Keep the most recent limit.
+  const std::size_t later = history_.size();
+  const std::size_t total = later + 1;
+  const std::size_t skip = total > history_limit_ ? total - history_limit_ : 0;
+  out.reserve(total - skip);
+  if (skip == 0)
+    out.push_back(reason_);
+  const std::size_t first_later = skip == 0 ? 0 : skip - 1;
+  for (std::size_t i = first_later; i < later; ++i)
+    out.push_back(history_[(history_next_ + i) % later]);
   return out;
 }
 
@@ -34,19 +43,20 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
   cancel_reason effective;
   {
     std::lock_guard lock(mutex_);
-    if (history_.size() < history_limit_)
-      history_.push_back(r);
-    else
-    {
-      history_[history_next_] = r;
-      history_next_ = (history_next_ + 1) % history_limit_;
-    }
     requests_.fetch_add(1, std::memory_order_release);
     if (!cancelled_.load(std::memory_order_relaxed))
     {
+      // The first request allocates nothing: it is reason_.
       reason_ = std::move(r);
       cancelled_.store(true, std::memory_order_release);
       first = true;
+    }
+    else if (history_.size() < history_limit_)
+      history_.push_back(std::move(r));
+    else
+    {
+      history_[history_next_] = std::move(r);
+      history_next_ = (history_next_ + 1) % history_limit_;
     }
     effective = reason_;
     for (cancel_node* n = head_; n; n = n->next_)

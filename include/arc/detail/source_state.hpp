@@ -18,6 +18,7 @@
 namespace arc::detail {
 
 class source_state;
+class op_node;
 
 // The task whose code runs on this thread right now, or null. Set by the
 // task executor (task_executor.hpp); defined in src/co_spawn.cpp so that there
@@ -102,6 +103,11 @@ public:
 
   const std::optional<asio::any_io_executor>& executor() const noexcept { return executor_; }
 
+  // For a task's source (see task_executor): the node binding the coroutine,
+  // whose gate opens when the coroutine first runs, and whether it has.
+  op_node* gate_node_ = nullptr;
+  std::atomic<bool> started_{false};
+
 private:
   class child_link final : public cancel_node
   {
@@ -122,11 +128,13 @@ private:
   static void destroy(source_state* s) noexcept;
 
   std::atomic<std::size_t> refs_{1};
-  mutable std::mutex mutex_;
+  // Held only to link, unlink and snapshot nodes: never while arc calls out.
+  mutable spin_lock mutex_;
   std::atomic<bool> cancelled_{false};
   std::atomic<std::size_t> requests_{0};
   cancel_reason reason_;
-  std::vector<cancel_reason> history_; // a ring once it is full
+  // Requests after the first; the first is reason_. A ring once it is full.
+  std::vector<cancel_reason> history_;
   std::size_t history_limit_;
   std::size_t history_next_ = 0;
   cancel_node* head_ = nullptr;
@@ -218,7 +226,12 @@ public:
       handler_.clear();
     }
     if (source_)
-      source_->unlink(this);
+    {
+      if (gate_ != gate::none && source_->gate_node_ == this)
+        source_->gate_node_ = nullptr;
+      if (linked_)
+        source_->unlink(this);
+    }
   }
 
   // Link into the source; deliver its reason if it is already cancelled.
@@ -237,9 +250,10 @@ public:
   source_state* source() const noexcept { return source_; }
 
   // The node that binds a coroutine to its task is gated. Boost 1.81's
-  // co_spawn entry point awaits outside its try block before the body starts
-  // and after it ends; a cancellation state set then would escape run(). So
-  // emits wait while the gate is closed and are posted when it opens.
+  // co_spawn entry point co_awaits outside its try block before the body
+  // starts; a cancellation state set then would escape run(). So emits wait
+  // while the gate is closed, and are posted when the task executor opens it
+  // on the coroutine's first run (see task_invoker).
   void make_gated() noexcept { gate_ = gate::closed; }
 
   void open_gate()
@@ -250,14 +264,9 @@ public:
       post_emit(reason_, std::exchange(pending_, asio::cancellation_type::none));
   }
 
-  void close_gate() noexcept
-  {
-    std::lock_guard lock(lock_);
-    gate_ = gate::closed;
-  }
-
   // A task cancelling itself while its body runs must not set the coroutine's
-  // cancellation state synchronously (see make_gated): post instead.
+  // cancellation state synchronously: the entry point also co_awaits outside
+  // its try block after a body that never suspended. Post instead.
   bool must_post_from_here() const noexcept
   {
     return gate_ != gate::none && current_task() == source_;
@@ -287,7 +296,9 @@ protected:
   {
     if (source_)
     {
-      source_->unlink(this);
+      // Only the owner links and unlinks, so linked_ is stable here.
+      if (linked_)
+        source_->unlink(this);
       source_->release();
     }
   }

@@ -4,6 +4,7 @@
 
 #include <arc/detail/source_state.hpp>
 
+#include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
@@ -66,22 +67,31 @@ private:
   source_state* s_ = nullptr;
 };
 
-// Runs a function with the task set as current.
+// Runs a function with the task set as current. The task's first function
+// (the co_spawn entry point's resumption, before the body starts) also opens
+// the gate of the node binding the coroutine (op_node::make_gated).
 template <typename Function>
 class task_invoker
 {
 public:
-  task_invoker(Function f, task_ref task) : f_(std::move(f)), task_(std::move(task)) {}
+  task_invoker(Function f, task_ref task, bool first = false)
+    : f_(std::move(f)), task_(std::move(task)), first_(first)
+  {
+  }
 
   void operator()()
   {
     task_scope scope(task_.get());
+    if (first_)
+      if (op_node* gate = task_.get()->gate_node_)
+        gate->open_gate();
     std::move(f_)();
   }
 
 private:
   Function f_;
   task_ref task_;
+  bool first_;
 };
 
 // An executor adapter that carries a task: every function it executes runs
@@ -101,7 +111,21 @@ public:
   template <typename Function>
   void execute(Function&& f) const
   {
-    inner_.execute(task_invoker<std::decay_t<Function>>(std::forward<Function>(f), task_));
+    using invoker = task_invoker<std::decay_t<Function>>;
+    source_state* t = task_.get();
+    if (!t->started_.load(std::memory_order_relaxed)
+        && !t->started_.exchange(true, std::memory_order_relaxed))
+    {
+      // The first run is always queued, never inline: so the gate is open
+      // before the body starts, wherever co_spawn was called from.
+      if constexpr (asio::can_require<const Executor&, asio::execution::blocking_t::never_t>::value)
+        asio::require(inner_, asio::execution::blocking.never)
+            .execute(invoker(std::forward<Function>(f), task_, true));
+      else
+        inner_.execute(invoker(std::forward<Function>(f), task_, true));
+      return;
+    }
+    inner_.execute(invoker(std::forward<Function>(f), task_));
   }
 
   template <typename Property>

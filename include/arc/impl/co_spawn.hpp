@@ -49,18 +49,17 @@ private:
 };
 
 // Receives the coroutine's result from boost::asio::co_spawn and delivers it
-// to the user's handler on that handler's executor. It has no associated
-// executor of its own: Boost 1.81's co_spawn then emits cancellation
-// synchronously instead of through a raw pointer (asio#1332).
+// to the user's handler on that handler's executor, holding work on it
+// meanwhile. It has no associated executor of its own: Boost 1.81's co_spawn
+// then emits cancellation synchronously instead of through a raw pointer
+// (asio#1332).
 template <typename Handler, typename Executor>
 class task_completion
 {
 public:
   template <typename H>
   task_completion(H&& h, const Executor& ex, bool linked)
-    : handler_(std::forward<H>(h)), executor_(ex), linked_(linked),
-      work_(asio::prefer(asio::get_associated_executor(handler_, executor_),
-          asio::execution::outstanding_work.tracked))
+    : handler_(std::forward<H>(h)), linked_(linked), work_(make_work(handler_, ex))
   {
   }
 
@@ -69,76 +68,34 @@ public:
   {
     if (linked_)
       asio::get_associated_cancellation_slot(handler_).clear();
-    auto ex = std::move(*work_);
-    work_.reset();
     task_scope no_task(nullptr);
-    asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+    if constexpr (has_associated_executor<Handler>)
+    {
+      // Deliver on the handler's own executor, as Asio's co_spawn would.
+      auto ex = std::move(*work_);
+      work_.reset();
+      asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+    }
+    else
+      // No executor of its own: Asio would run it on the spawn executor,
+      // which is where this runs.
+      std::move(handler_)(std::forward<Args>(args)...);
   }
 
 private:
-  using work_type = std::decay_t<decltype(asio::prefer(
-      asio::get_associated_executor(std::declval<const Handler&>(), std::declval<const Executor&>()),
-      asio::execution::outstanding_work.tracked))>;
+  static auto make_work(const Handler& h, const Executor& ex)
+  {
+    if constexpr (has_associated_executor<Handler>)
+      return std::optional(asio::prefer(asio::get_associated_executor(h, ex),
+          asio::execution::outstanding_work.tracked));
+    else
+      return 0;
+  }
 
   Handler handler_;
-  Executor executor_;
   bool linked_;
-  std::optional<work_type> work_;
+  decltype(make_work(std::declval<const Handler&>(), std::declval<const Executor&>())) work_;
 };
-
-template <typename T>
-inline constexpr bool is_awaitable = false;
-
-template <typename T, typename Executor>
-inline constexpr bool is_awaitable<asio::awaitable<T, Executor>> = true;
-
-// Owns one reference to a task's gated node; see op_node::make_gated.
-class task_gate
-{
-public:
-  explicit task_gate(op_node* n) noexcept : node_(n) {}
-  task_gate(task_gate&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
-  task_gate& operator=(task_gate&&) = delete;
-  ~task_gate()
-  {
-    if (node_)
-    {
-      node_->close_gate();
-      node_->release();
-    }
-  }
-
-  void open() { node_->open_gate(); }
-  void close() noexcept { node_->close_gate(); }
-
-private:
-  op_node* node_;
-};
-
-// Runs the user's coroutine with the gate open.
-template <typename T, typename Executor>
-asio::awaitable<T, Executor> gated_body(asio::awaitable<T, Executor> body, task_gate gate)
-{
-  gate.open();
-  struct close_on_exit
-  {
-    task_gate& g;
-    ~close_on_exit() { g.close(); }
-  } closer{gate};
-  co_return co_await std::move(body);
-}
-
-template <typename F>
-auto gated_call(F f, task_gate gate) -> std::invoke_result_t<F&>
-{
-  gate.open();
-  struct close_on_exit
-  {
-    task_gate& g;
-    ~close_on_exit() { g.close(); }
-  } closer{gate};
-  co_return co_await f();
-}
 
 template <typename Executor>
 class initiate_co_spawn
@@ -172,8 +129,8 @@ public:
       linked = true;
     }
 
-    // Bind the coroutine to the task by hand (as bind_cancel would), keeping
-    // a second reference to the node for the gate.
+    // Bind the coroutine to the task by hand (as bind_cancel would), with a
+    // gated node.
     using completion_type = task_completion<handler_type, Executor>;
     task_executor<Executor> task_ex(executor_, task);
     auto* node = op_node_impl<task_executor<Executor>>::create(task.get(), task_ex);
@@ -181,15 +138,10 @@ public:
     bound_handler<completion_type, false> bound(
         completion_type(std::forward<Handler>(handler), executor_, linked), node);
     node->link();
-    node->add_ref();
-    task_gate gate(node);
-    if constexpr (is_awaitable<std::decay_t<Spawnable>>)
-      asio::co_spawn(std::move(task_ex), gated_body(std::forward<Spawnable>(spawnable), std::move(gate)),
-          std::move(bound));
-    else
-      asio::co_spawn(std::move(task_ex),
-          gated_call(std::decay_t<Spawnable>(std::forward<Spawnable>(spawnable)), std::move(gate)),
-          std::move(bound));
+    // Raw: the node outlives the gate's use (the coroutine's first run), and
+    // disarm() clears it if the coroutine never runs.
+    task.get()->gate_node_ = node;
+    asio::co_spawn(std::move(task_ex), std::forward<Spawnable>(spawnable), std::move(bound));
   }
 
 private:
