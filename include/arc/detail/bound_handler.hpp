@@ -103,6 +103,7 @@ template <typename Handler, bool AppendReason>
 class bound_handler
 {
 public:
+  using arc_wrapped_handler = Handler;
   using cancellation_slot_type = node_slot;
 
   template <typename H>
@@ -269,22 +270,23 @@ using append_reason_signature_t = typename append_reason_signature<Signature>::t
 
 } // namespace arc::detail
 
-template <template <typename, typename> class Associator, typename Handler, bool Append,
+// Every arc completion wrapper (it names its inner handler type as
+// arc_wrapped_handler and keeps it in handler_) forwards every associator but
+// the cancellation slot, which it provides itself, to the handler it wraps.
+template <template <typename, typename> class Associator, typename Wrapper,
     typename DefaultCandidate>
-struct boost::asio::associator<Associator, arc::detail::bound_handler<Handler, Append>,
-    DefaultCandidate> : Associator<Handler, DefaultCandidate>
+  requires requires { typename Wrapper::arc_wrapped_handler; }
+struct boost::asio::associator<Associator, Wrapper, DefaultCandidate>
+  : Associator<typename Wrapper::arc_wrapped_handler, DefaultCandidate>
 {
-  static typename Associator<Handler, DefaultCandidate>::type get(
-      const arc::detail::bound_handler<Handler, Append>& h) noexcept
-  {
-    return Associator<Handler, DefaultCandidate>::get(h.handler_);
-  }
+  using inner = Associator<typename Wrapper::arc_wrapped_handler, DefaultCandidate>;
 
-  static auto get(const arc::detail::bound_handler<Handler, Append>& h,
-      const DefaultCandidate& c) noexcept
-    -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler_, c))
+  static typename inner::type get(const Wrapper& h) noexcept { return inner::get(h.handler_); }
+
+  static auto get(const Wrapper& h, const DefaultCandidate& c) noexcept
+    -> decltype(inner::get(h.handler_, c))
   {
-    return Associator<Handler, DefaultCandidate>::get(h.handler_, c);
+    return inner::get(h.handler_, c);
   }
 };
 

@@ -7,7 +7,6 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
-#include <boost/asio/associator.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
 
 #include <atomic>
@@ -157,6 +156,7 @@ template <typename Handler, typename State>
 class timeout_handler
 {
 public:
+  using arc_wrapped_handler = Handler;
   using cancellation_slot_type = node_slot;
 
   template <typename H>
@@ -280,24 +280,5 @@ private:
 };
 
 } // namespace arc::detail
-
-template <template <typename, typename> class Associator, typename Handler, typename State,
-    typename DefaultCandidate>
-struct boost::asio::associator<Associator, arc::detail::timeout_handler<Handler, State>,
-    DefaultCandidate> : Associator<Handler, DefaultCandidate>
-{
-  static typename Associator<Handler, DefaultCandidate>::type get(
-      const arc::detail::timeout_handler<Handler, State>& h) noexcept
-  {
-    return Associator<Handler, DefaultCandidate>::get(h.handler_);
-  }
-
-  static auto get(const arc::detail::timeout_handler<Handler, State>& h,
-      const DefaultCandidate& c) noexcept
-    -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler_, c))
-  {
-    return Associator<Handler, DefaultCandidate>::get(h.handler_, c);
-  }
-};
 
 #endif
