@@ -3,6 +3,8 @@
 #include <arc/detail/reason_rep.hpp>
 #include <arc/error.hpp>
 
+#include <boost/asio/recycling_allocator.hpp>
+
 #include <csignal>
 #include <ostream>
 #include <string>
@@ -10,9 +12,24 @@
 namespace arc {
 namespace detail {
 
+// Reasons come from Asio's recycling allocator: cached per thread inside
+// run(), as Asio's own handler memory is.
+using rep_allocator = boost::asio::recycling_allocator<reason_rep>;
+
 cancel_reason make_reason(reason_fields f, std::any tag)
 {
-  auto* rep = new reason_rep;
+  rep_allocator alloc;
+  reason_rep* rep = alloc.allocate(1);
+  try
+  {
+    ::new (rep) reason_rep;
+  }
+  catch (...)
+  {
+    alloc.deallocate(rep, 1);
+    throw;
+  }
+  cancel_reason result(rep); // owns it from here: nothing below can leak it
   rep->kind_ = f.kind;
   rep->signo_ = f.signo;
   rep->where_ = f.where;
@@ -23,7 +40,7 @@ cancel_reason make_reason(reason_fields f, std::any tag)
   rep->message_.assign(f.message);
   rep->cause_ = std::move(f.cause);
   rep->tag_ = std::move(tag);
-  return cancel_reason(rep);
+  return result;
 }
 
 cancel_reason expired_timeout(cancel_reason::clock::time_point deadline,
@@ -42,7 +59,8 @@ void destroy_reason(reason_rep* rep) noexcept
       next = const_cast<reason_rep*>(rep->cause_.rep());
     // The reference was released above; forget it without a second release.
     new (&rep->cause_) cancel_reason();
-    delete rep;
+    rep->~reason_rep();
+    rep_allocator().deallocate(rep, 1);
     rep = next;
   }
 }

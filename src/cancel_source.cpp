@@ -108,7 +108,7 @@ void source_state::unlink(cancel_node* n) noexcept
 
 source_state* source_state::make_child(std::size_t history_limit, bool as_parent)
 {
-  auto* child = new source_state(history_limit, executor_);
+  auto* child = create(history_limit, executor_);
   add_ref();
   child->parent_ = this;
   child->in_parent_.emplace(child, as_parent);
@@ -123,16 +123,31 @@ void source_state::child_link::notify(const cancel_reason& r, asio::cancellation
   child_->cancel(as_parent_ ? reason::parent(r) : r, t);
 }
 
+source_state* source_state::create(std::size_t history_limit,
+    std::optional<asio::any_io_executor> ex)
+{
+  asio::recycling_allocator<source_state> alloc;
+  source_state* p = alloc.allocate(1);
+  try
+  {
+    return ::new (p) source_state(history_limit, std::move(ex));
+  }
+  catch (...)
+  {
+    alloc.deallocate(p, 1);
+    throw;
+  }
+}
+
 void source_state::destroy(source_state* s) noexcept
 {
-  if (source_state* parent = s->parent_)
-  {
+  source_state* parent = s->parent_;
+  if (parent)
     parent->unlink(&*s->in_parent_);
-    delete s;
+  s->~source_state();
+  asio::recycling_allocator<source_state>().deallocate(s, 1);
+  if (parent)
     parent->release();
-    return;
-  }
-  delete s;
 }
 
 } // namespace detail
@@ -140,7 +155,7 @@ void source_state::destroy(source_state* s) noexcept
 cancel_source::cancel_source() : cancel_source(cancel_source_options{}) {}
 
 cancel_source::cancel_source(cancel_source_options opts)
-  : state_(new detail::source_state(opts.history_limit))
+  : state_(detail::source_state::create(opts.history_limit))
 {
 }
 

@@ -296,3 +296,63 @@ TEST(bind_cancel, a_destroyed_io_context_destroys_the_bound_handler_without_call
   EXPECT_EQ(alive.use_count(), 1); // the handler was destroyed
   src.cancel(arc::reason::user("after the context"));
 }
+
+TEST(bind_cancel, works_with_deferred)
+{
+  fixture f;
+  auto op = f.timer.async_wait(arc::bind_cancel(f.src, asio::deferred));
+  error_code result;
+  std::move(op)([&](error_code ec) { result = ec; });
+  f.cancel_soon();
+  f.ctx.run();
+  EXPECT_EQ(result, asio::error::operation_aborted);
+}
+
+TEST(bind_cancel, works_with_use_future)
+{
+  fixture f;
+  std::future<void> fut = f.timer.async_wait(arc::bind_cancel(f.src, asio::use_future));
+  f.cancel_soon();
+  f.ctx.run();
+  try
+  {
+    fut.get();
+    FAIL() << "the future should hold operation_aborted";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+  }
+}
+
+TEST(bind_cancel, works_with_as_tuple)
+{
+  fixture f;
+  std::tuple<error_code> got;
+  f.timer.async_wait(arc::bind_cancel(f.src, asio::as_tuple([&](std::tuple<error_code> t) { got = t; })));
+  f.cancel_soon();
+  f.ctx.run();
+  EXPECT_EQ(std::get<0>(got), asio::error::operation_aborted);
+}
+
+TEST(bind_cancel, works_with_redirect_error)
+{
+  fixture f;
+  error_code ec;
+  arc_test::run_task(f.ctx, [&]() -> asio::awaitable<void> {
+    f.cancel_soon();
+    co_await f.timer.async_wait(arc::bind_cancel(f.src, asio::redirect_error(asio::use_awaitable, ec)));
+  }());
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+}
+
+TEST(bind_cancel, works_with_use_promise)
+{
+  fixture f;
+  auto p = f.timer.async_wait(arc::bind_cancel(f.src, asio::experimental::use_promise));
+  error_code result;
+  p([&](error_code ec) { result = ec; });
+  f.cancel_soon();
+  f.ctx.run();
+  EXPECT_EQ(result, asio::error::operation_aborted);
+}

@@ -5,9 +5,11 @@
 #include <arc/detail/source_state.hpp>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 
+#include <concepts>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -47,6 +49,24 @@ private:
   asio::cancellation_type_t type_;
 };
 
+// True when the calling thread already runs on @p ex, for the executors that
+// can tell (Asio's io_context executors and strands, any_io_executor holding
+// one, arc's task executor). False means "don't know": dispatch decides.
+template <typename Executor>
+bool running_here(const Executor& ex) noexcept
+{
+  if constexpr (requires { { ex.running_in_this_thread() } -> std::convertible_to<bool>; })
+    return ex.running_in_this_thread();
+  else if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
+  {
+    if (const auto* io = ex.template target<asio::io_context::executor_type>())
+      return io->running_in_this_thread();
+    return false;
+  }
+  else
+    return false;
+}
+
 template <typename Executor>
 class op_node_impl final : public op_node
 {
@@ -82,6 +102,10 @@ public:
       release(); // post_emit takes its own reference
       post_emit(r, t);
     }
+    else if (running_here(executor_))
+      // Already on the operation's executor: what dispatch would do, minus
+      // its type-erased round trip.
+      node_emitter(this, r, t)();
     else
       // Inline when the caller already runs on the operation's executor;
       // otherwise queued there, never run on the cancelling thread.

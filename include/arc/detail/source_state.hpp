@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -65,6 +66,11 @@ public:
 
   source_state(const source_state&) = delete;
   source_state& operator=(const source_state&) = delete;
+
+  // States come from Asio's recycling allocator: cached per thread inside
+  // run(), as Asio's own handler memory is.
+  static source_state* create(std::size_t history_limit,
+      std::optional<asio::any_io_executor> ex = std::nullopt);
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept

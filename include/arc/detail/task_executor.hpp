@@ -157,6 +157,14 @@ public:
     return a.inner_ == b.inner_ && a.task_.get() == b.task_.get();
   }
 
+  // Lets arc's emits skip dispatch when already on this executor.
+  template <typename E = Executor>
+    requires requires(const E& e) { e.running_in_this_thread(); }
+  bool running_in_this_thread() const noexcept
+  {
+    return inner_.running_in_this_thread();
+  }
+
   const Executor& inner() const noexcept { return inner_; }
   source_state* task() const noexcept { return task_.get(); }
 

@@ -76,7 +76,7 @@ task_ref make_timeout_scope(const Executor& ex)
   if (source_state* task = current_task())
     return task_ref::adopt(task->make_child(cancel_source_options{}.history_limit, false));
   return task_ref::adopt(
-      new source_state(cancel_source_options{}.history_limit, asio::any_io_executor(ex)));
+      source_state::create(cancel_source_options{}.history_limit, asio::any_io_executor(ex)));
 }
 
 // Cancels the scope on expiry and records the reason it used, so that

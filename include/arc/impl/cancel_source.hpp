@@ -12,7 +12,7 @@ template <typename Executor>
   requires(boost::asio::execution::is_executor<Executor>::value
       || boost::asio::is_executor<Executor>::value)
 cancel_source::cancel_source(const Executor& ex, cancel_source_options opts)
-  : state_(new detail::source_state(opts.history_limit, boost::asio::any_io_executor(ex)))
+  : state_(detail::source_state::create(opts.history_limit, boost::asio::any_io_executor(ex)))
 {
 }
 

@@ -116,7 +116,7 @@ public:
     using handler_type = std::decay_t<Handler>;
     task_ref parent(current_task());
     task_ref task = task_.get() ? task_
-                                : task_ref::adopt(new source_state(
+                                : task_ref::adopt(source_state::create(
                                     cancel_source_options{}.history_limit,
                                     asio::any_io_executor(executor_)));
 
