@@ -74,25 +74,40 @@ auto emit_executor(const Initiation& init, const Handler& h, source_state* src)
 // --- Forwarding the handler's own slot ---------------------------------------
 
 // Installed in the slot the completion handler already had (e.g. a coroutine's),
-// so that cancellation from there still reaches the bound operation.
-template <typename View>
+// so that cancellation from there still reaches the bound operation. Target
+// is an op_node or a timeout state: anything with add_ref, release and
+// emit(reason, type).
+template <typename Target, typename View>
 class slot_forwarder
 {
 public:
-  slot_forwarder(op_node* n, View v) noexcept : node_(n), view_(v) { node_->add_ref(); }
+  slot_forwarder(Target* t, View v) noexcept : target_(t), view_(v) { target_->add_ref(); }
   slot_forwarder(const slot_forwarder&) = delete;
-  ~slot_forwarder() { node_->release(); }
+  ~slot_forwarder() { target_->release(); }
 
   void operator()(asio::cancellation_type_t t)
   {
     const cancel_reason& r = view_.reason();
-    node_->emit(r ? r : reason::unspecified(), t);
+    target_->emit(r ? r : reason::unspecified(), t);
   }
 
 private:
-  op_node* node_;
+  Target* target_;
   View view_;
 };
+
+// Connect @p handler's own slot, if it has one, to @p target. Returns whether
+// it did; the caller then clears that slot when the operation completes.
+template <typename Handler, typename Target>
+bool connect_own_slot(const Handler& handler, Target* target)
+{
+  auto own = asio::get_associated_cancellation_slot(handler);
+  if (!own.is_connected())
+    return false;
+  using view = decltype(reason_view(own));
+  own.template emplace<slot_forwarder<Target, view>>(target, reason_view(own));
+  return true;
+}
 
 // --- The completion handler wrapper ------------------------------------------
 
@@ -134,16 +149,7 @@ public:
   cancellation_slot_type get_cancellation_slot() const noexcept { return node_slot(node_); }
 
   // Connect the handler's own slot, if it has one, to the node.
-  void forward_own_slot()
-  {
-    auto own = asio::get_associated_cancellation_slot(handler_);
-    if (own.is_connected())
-    {
-      using view = decltype(reason_view(own));
-      own.template emplace<slot_forwarder<view>>(node_, reason_view(own));
-      forwarded_ = true;
-    }
-  }
+  void forward_own_slot() { forwarded_ = connect_own_slot(handler_, node_); }
 
   template <typename... Args>
   void operator()(Args&&... args)

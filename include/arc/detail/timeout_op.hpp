@@ -73,7 +73,8 @@ public:
     node_->emit(reason_, asio::cancellation_type::terminal);
   }
 
-  void outer(asio::cancellation_type_t t, const cancel_reason& r)
+  // A request through the token's own slot (see connect_own_slot).
+  void emit(const cancel_reason& r, asio::cancellation_type_t t)
   {
     {
       std::lock_guard lock(lock_);
@@ -133,25 +134,6 @@ private:
   State* s_;
 };
 
-template <typename State, typename View>
-class timeout_forwarder
-{
-public:
-  timeout_forwarder(State* s, View v) noexcept : s_(s), view_(v) { s_->add_ref(); }
-  timeout_forwarder(const timeout_forwarder&) = delete;
-  ~timeout_forwarder() { s_->release(); }
-
-  void operator()(asio::cancellation_type_t t)
-  {
-    const cancel_reason& r = view_.reason();
-    s_->outer(t, r ? r : reason::unspecified());
-  }
-
-private:
-  State* s_;
-  View view_;
-};
-
 template <typename Handler, typename State>
 class timeout_handler
 {
@@ -178,16 +160,7 @@ public:
 
   cancellation_slot_type get_cancellation_slot() const noexcept { return state_->slot(); }
 
-  void forward_own_slot()
-  {
-    auto own = asio::get_associated_cancellation_slot(handler_);
-    if (own.is_connected())
-    {
-      using view = decltype(reason_view(own));
-      own.template emplace<timeout_forwarder<State, view>>(state_, reason_view(own));
-      forwarded_ = true;
-    }
-  }
+  void forward_own_slot() { forwarded_ = connect_own_slot(handler_, state_); }
 
   template <typename... Args>
   void operator()(Args&&... args)
