@@ -4,29 +4,101 @@
 
 #include <boost/system/system_error.hpp>
 
-#include <array>
+#include <mutex>
 
 namespace arc {
 namespace detail {
 
-std::vector<cancel_reason> source_state::history() const
+namespace {
+
+class as_parent_link final : public link_policy
+{
+public:
+  void forward(source_state& child, const cancel_reason& r,
+      asio::cancellation_type_t t) const override
+  {
+    child.cancel(reason::parent(r), t);
+  }
+};
+
+class unchanged_link final : public link_policy
+{
+public:
+  void forward(source_state& child, const cancel_reason& r,
+      asio::cancellation_type_t t) const override
+  {
+    child.cancel(r, t);
+  }
+};
+
+// This thread's delivery in progress: sources whose requests were recorded
+// from inside it, waiting to be delivered by the outermost cancel().
+struct delivery
+{
+  bool active = false;
+  std::vector<source_state*> queue; // each holds a reference
+  std::exception_ptr error;         // the first exception a node threw
+};
+
+delivery& this_thread_delivery() noexcept
+{
+  thread_local delivery d;
+  return d;
+}
+
+} // namespace
+
+const link_policy& as_parent_policy() noexcept
+{
+  static const as_parent_link p;
+  return p;
+}
+
+const link_policy& unchanged_policy() noexcept
+{
+  static const unchanged_link p;
+  return p;
+}
+
+source_state::source_state(std::size_t history_limit, std::optional<asio::any_io_executor> ex)
+  : history_limit_(history_limit ? history_limit : 1), executor_(std::move(ex))
+{
+}
+
+source_state::~source_state() = default;
+
+asio::cancellation_type_t source_state::types() const noexcept
 {
   std::lock_guard lock(mutex_);
+  return types_;
+}
+
+std::vector<cancel_reason> source_state::history() const
+{
   std::vector<cancel_reason> out;
-  if (!cancelled_.load(std::memory_order_relaxed))
+  out.reserve(history_limit_);
+  std::lock_guard lock(mutex_);
+  const std::size_t total = requests_.load(std::memory_order_relaxed);
+  if (total == 0)
     return out;
-  // The first request is reason_; later ones are in the ring, whose oldest
-  // entry is history_next_ once it is full. Keep the most recent limit.
-  const std::size_t later = history_.size();
-  const std::size_t total = later + 1;
-  const std::size_t skip = total > history_limit_ ? total - history_limit_ : 0;
-  out.reserve(total - skip);
-  if (skip == 0)
-    out.push_back(reason_);
-  const std::size_t first_later = skip == 0 ? 0 : skip - 1;
-  for (std::size_t i = first_later; i < later; ++i)
-    out.push_back(history_[(history_next_ + i) % later]);
+  // The first request is reason_; later ones are in the ring. Keep the most
+  // recent history_limit_.
+  const std::size_t from = total > history_limit_ ? total - history_limit_ + 1 : 1;
+  for (std::size_t seq = from; seq <= total; ++seq)
+    out.push_back(seq == 1 ? reason_ : ring_[(seq - 2) % history_limit_].reason);
   return out;
+}
+
+source_state::request source_state::request_at(std::size_t seq) const
+{
+  if (seq == 1)
+    return {reason_, first_type_};
+  const std::size_t total = requests_.load(std::memory_order_relaxed);
+  if (total - seq < history_limit_)
+    return ring_[(seq - 2) % history_limit_];
+  // Overwritten before it could be delivered (more than history_limit
+  // requests during one delivery): it is counted, and delivered as the first.
+  return {reason_, first_type_};
 }
 
 bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
@@ -34,52 +106,124 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
   if (!r)
     r = reason::unspecified();
 
-  // Nodes to notify once the mutex is released: a cancellation handler may
-  // run inline and must be free to call back into this source.
-  std::array<cancel_node*, 8> small;
-  std::vector<cancel_node*> large;
-  std::size_t count = 0;
+  // The ring is allocated outside the lock, by the first later request.
+  std::unique_ptr<request[]> ring;
+  if (cancelled() && !ring_)
+    ring.reset(new request[history_limit_]);
+
   bool first = false;
-  cancel_reason effective;
+  bool deliver = false;
+  request overwritten; // destroyed after the lock is released
   {
     std::lock_guard lock(mutex_);
-    requests_.fetch_add(1, std::memory_order_release);
-    if (!cancelled_.load(std::memory_order_relaxed))
+    const std::size_t seq = requests_.load(std::memory_order_relaxed) + 1;
+    types_ |= t;
+    if (seq == 1)
     {
-      // The first request allocates nothing: it is reason_.
       reason_ = std::move(r);
+      first_type_ = t;
       cancelled_.store(true, std::memory_order_release);
       first = true;
     }
-    else if (history_.size() < history_limit_)
-      history_.push_back(std::move(r));
     else
     {
-      history_[history_next_] = std::move(r);
-      history_next_ = (history_next_ + 1) % history_limit_;
+      if (!ring_)
+        ring_ = std::move(ring);
+      request& slot = ring_[(seq - 2) % history_limit_];
+      overwritten = std::move(slot);
+      slot = request{std::move(r), t};
     }
-    effective = reason_;
-    for (cancel_node* n = head_; n; n = n->next_)
-    {
-      if (!n->try_add_ref())
-        continue; // being destroyed; it unlinks itself
-      if (count < small.size())
-        small[count] = n;
-      else
-        large.push_back(n);
-      ++count;
-    }
+    requests_.store(seq, std::memory_order_release);
+    deliver = !walking_ && head_ != nullptr;
   }
-  for (std::size_t i = 0; i < count; ++i)
+  if (!deliver)
+    return first; // nobody to tell, or the walker delivers it
+
+  delivery& d = this_thread_delivery();
+  if (d.active)
   {
-    cancel_node* n = i < small.size() ? small[i] : large[i - small.size()];
-    n->notify(effective, t);
-    n->release();
+    // Inside a delivery on this thread: queue instead of recursing.
+    add_ref();
+    try
+    {
+      d.queue.push_back(this);
+      return first;
+    }
+    catch (...)
+    {
+      release(); // could not queue: deliver now, recursing once
+    }
   }
+
+  struct end_delivery
+  {
+    delivery& d;
+    bool outermost;
+    ~end_delivery()
+    {
+      if (outermost)
+        d.active = false;
+    }
+  } guard{d, !d.active};
+  d.active = true;
+  walk(d.error);
+  if (!guard.outermost)
+    return first;
+  while (!d.queue.empty())
+  {
+    source_state* s = d.queue.back();
+    d.queue.pop_back();
+    s->walk(d.error);
+    s->release();
+  }
+  if (auto e = std::exchange(d.error, nullptr))
+    std::rethrow_exception(e);
   return first;
 }
 
-cancel_reason source_state::link(cancel_node* n)
+void source_state::walk(std::exception_ptr& error) noexcept
+{
+  std::unique_lock lock(mutex_);
+  if (walking_)
+    return;
+  walking_ = true;
+  while (delivered_ < requests_.load(std::memory_order_relaxed))
+  {
+    const std::size_t seq = delivered_ + 1;
+    request req = request_at(seq);
+    const asio::cancellation_type_t all = types_;
+    cursor_ = head_;
+    while (cursor_)
+    {
+      cancel_node* n = cursor_;
+      cursor_ = n->next_;
+      if (n->seen_ >= seq || !n->try_add_ref())
+        continue; // already has it, or is being destroyed (it unlinks itself)
+      n->seen_ = seq;
+      lock.unlock();
+      try
+      {
+        n->notify(req.reason, req.type, all);
+      }
+      catch (...)
+      {
+        if (!error)
+          error = std::current_exception();
+      }
+      n->release();
+      lock.lock();
+    }
+    delivered_ = seq;
+    // A later request may have overwritten req's ring entry meanwhile: then
+    // req holds the last reference, which is not dropped under the lock.
+    lock.unlock();
+    req = request{};
+    lock.lock();
+  }
+  walking_ = false;
+}
+
+source_state::link_result source_state::link(cancel_node* n)
 {
   std::lock_guard lock(mutex_);
   n->prev_ = nullptr;
@@ -88,7 +232,11 @@ cancel_reason source_state::link(cancel_node* n)
     head_->prev_ = n;
   head_ = n;
   n->linked_ = true;
-  return cancelled_.load(std::memory_order_relaxed) ? reason_ : cancel_reason();
+  const std::size_t seq = requests_.load(std::memory_order_relaxed);
+  n->seen_ = seq;
+  if (seq == 0)
+    return {};
+  return {reason_, types_};
 }
 
 void source_state::unlink(cancel_node* n) noexcept
@@ -96,6 +244,8 @@ void source_state::unlink(cancel_node* n) noexcept
   std::lock_guard lock(mutex_);
   if (!n->linked_)
     return;
+  if (cursor_ == n)
+    cursor_ = n->next_;
   if (n->prev_)
     n->prev_->next_ = n->next_;
   else
@@ -106,21 +256,34 @@ void source_state::unlink(cancel_node* n) noexcept
   n->linked_ = false;
 }
 
-source_state* source_state::make_child(std::size_t history_limit, bool as_parent)
+source_state* source_state::make_child(std::size_t history_limit, const link_policy& policy)
 {
   auto* child = create(history_limit, executor_);
-  add_ref();
-  child->parent_ = this;
-  child->in_parent_.emplace(child, as_parent);
-  if (cancel_reason r = link(&*child->in_parent_))
-    child->cancel(as_parent ? reason::parent(std::move(r)) : std::move(r),
-        asio::cancellation_type::terminal);
+  try
+  {
+    attach_child(child, policy);
+  }
+  catch (...)
+  {
+    child->release();
+    throw;
+  }
   return child;
 }
 
-void source_state::child_link::notify(const cancel_reason& r, asio::cancellation_type_t t)
+void source_state::attach_child(source_state* child, const link_policy& policy)
 {
-  child_->cancel(as_parent_ ? reason::parent(r) : r, t);
+  add_ref();
+  child->parent_ = this;
+  child->in_parent_.emplace(child, policy);
+  if (link_result now = link(&*child->in_parent_); now.reason)
+    policy.forward(*child, now.reason, now.types);
+}
+
+void source_state::child_link::notify(const cancel_reason& r, asio::cancellation_type_t t,
+    asio::cancellation_type_t)
+{
+  policy_->forward(*child_, r, t);
 }
 
 source_state* source_state::create(std::size_t history_limit,
@@ -139,15 +302,24 @@ source_state* source_state::create(std::size_t history_limit,
   }
 }
 
-void source_state::destroy(source_state* s) noexcept
+void source_state::destroy_self() noexcept
 {
-  source_state* parent = s->parent_;
-  if (parent)
-    parent->unlink(&*s->in_parent_);
-  s->~source_state();
-  asio::recycling_allocator<source_state>().deallocate(s, 1);
-  if (parent)
-    parent->release();
+  this->~source_state();
+  asio::recycling_allocator<source_state>().deallocate(this, 1);
+}
+
+void source_state::destroy_chain(source_state* s) noexcept
+{
+  // A chain held by its leaf is destroyed leaf first, one level per
+  // iteration, not by recursion.
+  while (s)
+  {
+    source_state* parent = s->parent_;
+    if (parent)
+      parent->unlink(&*s->in_parent_);
+    s->destroy_self();
+    s = parent && parent->refs_.release() ? parent : nullptr;
+  }
 }
 
 } // namespace detail
@@ -161,7 +333,7 @@ cancel_source::cancel_source(cancel_source_options opts)
 
 bool cancel_source::cancel(std::source_location where)
 {
-  return cancel(reason::user({}, where));
+  return state_ && state_->cancel(reason::user({}, where), boost::asio::cancellation_type::terminal);
 }
 
 bool cancel_source::cancel(cancel_reason reason, boost::asio::cancellation_type_t type)
@@ -176,7 +348,11 @@ std::vector<cancel_reason> cancel_source::history() const
 
 cancel_source cancel_source::make_child() const
 {
-  return cancel_source(state_->make_child(cancel_source_options{}.history_limit));
+  // A moved-from source has no state: its child is a new, independent source.
+  if (!state_)
+    return cancel_source();
+  return cancel_source(
+      state_->make_child(cancel_source_options{}.history_limit, detail::as_parent_policy()));
 }
 
 cancel_source::slot_type cancel_source::slot() const
@@ -188,6 +364,9 @@ cancel_source::slot_type cancel_source::slot() const
       state_, *state_->executor());
   node->add_slot_ref();
   node->link();
+  // No initiating function of arc's runs around the operation: the node
+  // opens now, and a pending emit is posted to the source's executor.
+  node->open();
   return slot_type(node);
 }
 

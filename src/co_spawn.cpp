@@ -2,15 +2,140 @@
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/system/system_error.hpp>
 
 namespace arc {
 namespace detail {
 
-source_state*& current_task() noexcept
+task_state*& current_task() noexcept
 {
-  thread_local source_state* task = nullptr;
+  thread_local task_state* task = nullptr;
   return task;
+}
+
+task_state*& held_task() noexcept
+{
+  thread_local task_state* task = nullptr;
+  return task;
+}
+
+task_state::task_state(std::size_t history_limit, asio::any_io_executor ex, task_state* owner)
+  : source_state(history_limit, std::move(ex)), owner_(owner)
+{
+  if (owner_)
+    owner_->add_ref();
+}
+
+task_state::~task_state()
+{
+  if (owner_)
+    owner_->release();
+}
+
+task_state* task_state::create(std::size_t history_limit, asio::any_io_executor ex,
+    task_state* owner)
+{
+  asio::recycling_allocator<task_state> alloc;
+  task_state* p = alloc.allocate(1);
+  try
+  {
+    return ::new (p) task_state(history_limit, std::move(ex), owner);
+  }
+  catch (...)
+  {
+    alloc.deallocate(p, 1);
+    throw;
+  }
+}
+
+void task_state::destroy_self() noexcept
+{
+  this->~task_state();
+  asio::recycling_allocator<task_state>().deallocate(this, 1);
+}
+
+bool task_state::try_acquire() noexcept
+{
+  bool expected = false;
+  return held_.compare_exchange_strong(expected, true, std::memory_order_seq_cst);
+}
+
+void task_state::submit(op_node* n, bool never_inline)
+{
+  if (!n->serial_queued_.exchange(true, std::memory_order_acq_rel))
+  {
+    // The queue owns one reference to each node in it.
+    n->add_ref();
+    op_node* head = queue_.load(std::memory_order_relaxed);
+    do
+      n->serial_next_ = head;
+    while (!queue_.compare_exchange_weak(head, n, std::memory_order_seq_cst));
+  }
+  // Else it is queued already: its delivery takes whatever is pending then.
+
+  if (held_task() == this)
+    return; // delivered when this thread lets go of the task
+
+  const asio::any_io_executor& ex = *executor();
+  if (!never_inline && running_here(ex))
+  {
+    if (try_acquire())
+    {
+      std::exception_ptr error;
+      {
+        task_hold hold(this);
+        release_and_deliver(error);
+      }
+      if (error)
+        std::rethrow_exception(error);
+    }
+    // Else the holder delivers it when it lets go.
+    return;
+  }
+  asio::post(ex,
+      [self = task_ref(this)]
+      {
+        if (!self->try_acquire())
+          return; // the holder delivers it when it lets go
+        std::exception_ptr error;
+        {
+          task_hold hold(self.get());
+          self->release_and_deliver(error);
+        }
+        if (error)
+          std::rethrow_exception(error);
+      });
+}
+
+void task_state::release_and_deliver(std::exception_ptr& error) noexcept
+{
+  for (;;)
+  {
+    op_node* list = queue_.exchange(nullptr, std::memory_order_seq_cst);
+    while (list)
+    {
+      op_node* n = list;
+      list = n->serial_next_;
+      n->serial_queued_.store(false, std::memory_order_release);
+      try
+      {
+        n->deliver();
+      }
+      catch (...)
+      {
+        if (!error)
+          error = std::current_exception();
+      }
+      n->release();
+    }
+    held_.store(false, std::memory_order_seq_cst);
+    // An emit queued after the exchange but before the store found the task
+    // held and left its delivery to this thread.
+    if (!queue_.load(std::memory_order_seq_cst) || !try_acquire())
+      return;
+  }
 }
 
 } // namespace detail
@@ -43,8 +168,10 @@ cancel_source source()
   if (!t)
     throw boost::system::system_error(make_error_code(error::not_in_task),
         "arc::this_task::source");
-  t->add_ref();
-  return cancel_source(t);
+  // A scope (with_timeout's body) belongs to its task: the task's source.
+  detail::source_state* s = t->owner();
+  s->add_ref();
+  return cancel_source(s);
 }
 
 } // namespace this_task

@@ -201,7 +201,7 @@ public:
   /// @cond INTERNAL
   explicit slot_type(detail::op_node* adopted) noexcept : slot_(adopted) {}
   void note_reason(const cancel_reason& r) noexcept { slot_.note_reason(r); }
-  detail::node_slot view() const noexcept { return slot_; }
+  detail::node_view view() const noexcept { return detail::node_view(slot_.node()); }
   /// @endcond
 
 private:

@@ -4,6 +4,7 @@
 
 #include <arc/cancellation_signal.hpp>
 #include <arc/detail/op_node.hpp>
+#include <arc/detail/task_executor.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -27,7 +28,7 @@ struct no_reason_view
   const cancel_reason& reason() const noexcept { return reason::unspecified(); }
 };
 
-inline node_slot reason_view(const node_slot& s) noexcept { return s; }
+inline node_view reason_view(const node_slot& s) noexcept { return node_view(s.node()); }
 inline cancellation_slot reason_view(const cancellation_slot& s) noexcept { return s; }
 template <typename Slot>
   requires requires(const Slot& s) { s.note_reason(cancel_reason()); }
@@ -178,13 +179,15 @@ private:
   bool forwarded_ = false;
 };
 
-// Start @p init with @p h bound to a fresh node of @p src.
+// Start @p init with @p h bound to a fresh node of @p src (null for a
+// moved-from source: the node then never fires).
 template <bool AppendReason, typename Initiation, typename Handler, typename... Args>
 void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... args)
 {
   using handler_type = std::decay_t<Handler>;
   auto ex = emit_executor(init, h, src);
-  auto* node = op_node_impl<decltype(ex)>::create(src, std::move(ex));
+  task_state* serial = serializer_for(ex);
+  auto* node = op_node_impl<decltype(ex)>::create(src, std::move(ex), serial);
   bound_handler<handler_type, AppendReason> bh(std::forward<Handler>(h), node);
   bh.forward_own_slot();
   node->link();
@@ -195,7 +198,8 @@ void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... a
     ~release_on_exit() { n->release(); }
   } guard{node};
   std::forward<Initiation>(init)(std::move(bh), std::forward<Args>(args)...);
-  node->flush_pending();
+  // Nothing reaches the operation before its initiating function returns.
+  node->open();
 }
 
 // Wrapping initiations expose the inner one's executor_type, as Asio's own
@@ -220,11 +224,13 @@ public:
   template <typename I>
   initiate_bound(I&& init, source_state* src) : init_(std::forward<I>(init)), source_(src)
   {
-    source_->add_ref();
+    if (source_)
+      source_->add_ref();
   }
   initiate_bound(const initiate_bound& o) : init_(o.init_), source_(o.source_)
   {
-    source_->add_ref();
+    if (source_)
+      source_->add_ref();
   }
   initiate_bound(initiate_bound&& o) noexcept
     : init_(std::move(o.init_)), source_(std::exchange(o.source_, nullptr))

@@ -41,6 +41,12 @@ public:
 // calls: Asio's own handlers fit the inline buffer; a larger one gets a heap
 // block that is kept for the next emplace, so a slot reused by a chain of
 // operations allocates at most once.
+//
+// Re-entrancy: a handler may clear() or emplace() its own slot while it runs
+// (an operation completed inline from its cancellation handler does exactly
+// that). The running handler is then retired, not destroyed: its object and
+// memory stay valid until call() returns, and a handler emplaced meanwhile
+// goes to other memory.
 class handler_storage
 {
 public:
@@ -53,8 +59,7 @@ public:
   ~handler_storage()
   {
     clear();
-    if (heap_)
-      ::operator delete(heap_, heap_size_, std::align_val_t{heap_align_});
+    free_block(heap_);
   }
 
   template <typename Handler, typename... Args>
@@ -71,41 +76,85 @@ public:
 
   void clear() noexcept
   {
-    if (auto* h = std::exchange(handler_, nullptr))
+    cancel_handler_base* h = std::exchange(handler_, nullptr);
+    if (!h)
+      return;
+    if (h != running_)
+    {
       h->destroy();
+      return;
+    }
+    // Cleared from inside its own call: destroyed when the call returns.
+    retired_ = h;
+    if (static_cast<void*>(h) == heap_.ptr)
+      retired_block_ = std::exchange(heap_, block{});
   }
 
   bool has_handler() const noexcept { return handler_ != nullptr; }
 
+  // Calls the installed handler, if any. Not re-entrant for one storage: the
+  // owner (cancellation_signal, op_node) never calls while a call runs.
   void call(asio::cancellation_type_t type)
   {
-    if (handler_)
-      handler_->call(type);
+    if (!handler_)
+      return;
+    struct end_call
+    {
+      handler_storage* s;
+      ~end_call() { s->end_call(); }
+    } guard{this};
+    running_ = handler_;
+    running_->call(type);
   }
 
+  bool calling() const noexcept { return running_ != nullptr; }
+
 private:
+  struct block
+  {
+    void* ptr = nullptr;
+    std::size_t size = 0;
+    std::size_t align = alignof(std::max_align_t);
+  };
+
+  static void free_block(block& b) noexcept
+  {
+    if (b.ptr)
+      ::operator delete(b.ptr, b.size, std::align_val_t{b.align});
+    b = block{};
+  }
+
+  void end_call() noexcept
+  {
+    running_ = nullptr;
+    if (auto* r = std::exchange(retired_, nullptr))
+      r->destroy();
+    free_block(retired_block_);
+  }
+
   void* allocate(std::size_t size, std::size_t align)
   {
-    if (size <= inline_size && align <= alignof(std::max_align_t))
+    // The inline buffer is busy while a retired handler still runs in it.
+    const bool buffer_busy = retired_ && static_cast<void*>(retired_) == buffer_;
+    if (!buffer_busy && size <= inline_size && align <= alignof(std::max_align_t))
       return buffer_;
-    if (!heap_ || size > heap_size_ || align > heap_align_)
+    const std::size_t a = align > alignof(std::max_align_t) ? align : alignof(std::max_align_t);
+    if (!heap_.ptr || size > heap_.size || a > heap_.align)
     {
-      if (heap_)
-        ::operator delete(heap_, heap_size_, std::align_val_t{heap_align_});
-      heap_ = nullptr;
-      const std::size_t a = align > alignof(std::max_align_t) ? align : alignof(std::max_align_t);
-      heap_ = ::operator new(size, std::align_val_t{a});
-      heap_size_ = size;
-      heap_align_ = a;
+      free_block(heap_);
+      heap_.ptr = ::operator new(size, std::align_val_t{a});
+      heap_.size = size;
+      heap_.align = a;
     }
-    return heap_;
+    return heap_.ptr;
   }
 
   alignas(std::max_align_t) unsigned char buffer_[inline_size];
   cancel_handler_base* handler_ = nullptr;
-  void* heap_ = nullptr;
-  std::size_t heap_size_ = 0;
-  std::size_t heap_align_ = alignof(std::max_align_t);
+  cancel_handler_base* running_ = nullptr;
+  cancel_handler_base* retired_ = nullptr;
+  block heap_;
+  block retired_block_;
 };
 
 } // namespace arc::detail

@@ -2,56 +2,301 @@
 #ifndef ARC_DETAIL_OP_NODE_HPP
 #define ARC_DETAIL_OP_NODE_HPP
 
+#include <arc/detail/handler_storage.hpp>
 #include <arc/detail/source_state.hpp>
 
-#include <boost/asio/dispatch.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 
+#include <atomic>
 #include <concepts>
-#include <memory>
+#include <mutex>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
 namespace arc::detail {
 
+class op_node;
+
+// Something that serialises an operation's emits with the code that owns the
+// operation: a task (task_state, layer 4) runs them only while its coroutine
+// is suspended. submit() takes the node's pending emit and runs it under
+// that serialisation, now or later; it never runs it inside the caller's own
+// critical section.
+class emit_serializer
+{
+public:
+  virtual void submit(op_node* n, bool never_inline) = 0;
+  virtual void add_ref() noexcept = 0;
+  virtual void release() noexcept = 0;
+
+protected:
+  ~emit_serializer() = default;
+};
+
+// The node an operation's cancellation handler lives in. One per operation,
+// so two operations never share a handler (Asio's slots allow only one).
+//
+// Where an emit runs (the rule, stated once): on the operation's executor,
+// which is the initiation's get_executor() (the I/O executor), unless the
+// completion handler has an associated executor of its own; with neither,
+// inline on the thread that delivers the request, as a plain Asio signal
+// would. It runs inline when the delivering thread is already running that
+// executor, else it is posted. If the executor belongs to an arc task, the
+// task's serialiser decides instead (see task_state).
+//
+// Locking protocol (the node's spin lock guards everything below). The lock
+// is never held while the cancellation handler runs. While one thread calls
+// the handler (calling_), every other emit only records its type as pending,
+// and the calling thread delivers it when the call returns; so calls never
+// overlap. The handler may, on the calling thread, complete its operation
+// (disarm), clear or re-emplace the slot, or cancel any source: the handler
+// storage retires a handler cleared from inside its own call. Another thread
+// that clears or disarms while a call runs waits for that call to return, so
+// after disarm() returns the handler is neither running nor reachable.
+//
+// Ordering. A node is closed until the initiating function that bound it
+// has returned (open()); emits meanwhile are pending. Types accumulate: the
+// handler receives the union of every type requested, so a later, weaker
+// request never undoes a stronger one, and a type already delivered is not
+// delivered again. The first reason sticks.
+class op_node : public cancel_node
+{
+public:
+  explicit op_node(source_state* src) noexcept : source_(src)
+  {
+    if (source_)
+      source_->add_ref();
+  }
+
+  bool try_add_ref() noexcept override { return refs_.try_add(); }
+  void add_ref() noexcept { refs_.add(); }
+  void release() noexcept override
+  {
+    if (refs_.release())
+      destroy();
+  }
+
+  // From the source, on the delivering thread.
+  void notify(const cancel_reason& r, asio::cancellation_type_t,
+      asio::cancellation_type_t all) override
+  {
+    add_pending(r, all);
+    schedule(false);
+  }
+
+  // Record a request without delivering it: the first reason sticks, the
+  // type joins the pending ones.
+  void add_pending(const cancel_reason& r, asio::cancellation_type_t t) noexcept
+  {
+    std::lock_guard lock(lock_);
+    if (!armed_)
+      return;
+    if (!reason_)
+      reason_ = r;
+    latest_ = r;
+    pending_ |= t;
+    pending_requests_ = true;
+  }
+
+  // Deliver @p r and @p t now, on this thread; the caller is on the
+  // operation's executor (or there is none).
+  void emit(const cancel_reason& r, asio::cancellation_type_t t)
+  {
+    add_pending(r, t);
+    deliver();
+  }
+
+  // Deliver what is pending, if the node is open and has a handler.
+  void deliver()
+  {
+    std::unique_lock lock(lock_);
+    for (;;)
+    {
+      if (!armed_ || !open_ || calling_ || !pending_requests_ || !handler_.has_handler())
+        return;
+      // Every request is delivered (a task behind this node counts them),
+      // with the union of the types so far.
+      const auto all = delivered_ | pending_;
+      pending_ = asio::cancellation_type::none;
+      pending_requests_ = false;
+      delivered_ = all;
+      current_ = latest_;
+      calling_ = true;
+      caller_ = std::this_thread::get_id();
+      lock.unlock();
+      struct end_call
+      {
+        std::unique_lock<spin_lock>& lock;
+        bool& calling;
+        ~end_call()
+        {
+          if (!lock.owns_lock())
+            lock.lock();
+          calling = false;
+        }
+      } guard{lock, calling_};
+      handler_.call(all);
+    }
+  }
+
+  template <typename Handler, typename... Args>
+  Handler& emplace(Args&&... args)
+  {
+    std::unique_lock lock(lock_);
+    wait_for_other_caller(lock);
+    Handler& h = handler_.template emplace<Handler>(std::forward<Args>(args)...);
+    // Level-triggered: a new handler (a composed operation's next step, or
+    // the next operation on a reused slot) gets what the last one was given.
+    if (delivered_ != asio::cancellation_type::none)
+    {
+      pending_ |= std::exchange(delivered_, asio::cancellation_type::none);
+      pending_requests_ = true;
+    }
+    const bool post = open_ && !calling_ && pending_requests_;
+    lock.unlock();
+    if (post)
+      schedule(true); // never inside the initiating function
+    return h;
+  }
+
+  void clear() noexcept
+  {
+    std::unique_lock lock(lock_);
+    wait_for_other_caller(lock);
+    handler_.clear();
+  }
+
+  bool has_handler() noexcept
+  {
+    std::lock_guard lock(lock_);
+    return handler_.has_handler();
+  }
+
+  // Read only by the node's own operation: inside its cancellation handler
+  // or once it has completed.
+  const cancel_reason& reason() const noexcept { return reason_; }
+
+  // The reason of the request being delivered now: read by arc's own
+  // cancellation handlers (a task's link), which pass each request on as
+  // itself. Valid inside the handler's call.
+  const cancel_reason& current_reason() const noexcept { return current_; }
+
+  // Says why the operation ended when the request reached it another way
+  // (arc::cancel_after's timeout). The first reason still sticks.
+  void note_reason(const cancel_reason& r) noexcept
+  {
+    std::lock_guard lock(lock_);
+    if (!reason_)
+      reason_ = r;
+  }
+
+  // The operation completed (or its handler was destroyed): drop the handler
+  // so that no later emit reaches it, and leave the source.
+  void disarm() noexcept
+  {
+    {
+      std::unique_lock lock(lock_);
+      wait_for_other_caller(lock);
+      armed_ = false;
+      pending_ = asio::cancellation_type::none;
+      pending_requests_ = false;
+      handler_.clear();
+    }
+    if (source_ && linked_)
+      source_->unlink(this);
+  }
+
+  // Link into the source. If it is already cancelled, its reason and types
+  // are kept pending until the node opens (level-triggered).
+  void link()
+  {
+    if (!source_)
+      return;
+    if (auto now = source_->link(this); now.reason)
+      add_pending(now.reason, now.types);
+  }
+
+  // The initiating function has returned (or, for a task, its coroutine runs
+  // its body): deliver what is pending, posted, never inline.
+  void open()
+  {
+    bool post;
+    {
+      std::lock_guard lock(lock_);
+      open_ = true;
+      post = armed_ && pending_requests_ && handler_.has_handler();
+    }
+    if (post)
+      schedule(true);
+  }
+
+  source_state* source() const noexcept { return source_; }
+
+  // Copies of a cancel_source::slot_type; the last one disarms the node.
+  void add_slot_ref() noexcept { slot_refs_.add(); }
+  bool release_slot_ref() noexcept { return slot_refs_.release(); }
+
+  // For emit_serializer: an intrusive link, and whether the node is queued.
+  op_node* serial_next_ = nullptr;
+  std::atomic<bool> serial_queued_{false};
+
+protected:
+  ~op_node()
+  {
+    if (source_)
+    {
+      if (linked_)
+        source_->unlink(this);
+      source_->release();
+    }
+  }
+
+  // Deliver the pending emit on the operation's executor: inline if allowed
+  // and already there, else posted.
+  virtual void schedule(bool never_inline) = 0;
+  virtual void destroy() noexcept = 0;
+
+private:
+  void wait_for_other_caller(std::unique_lock<spin_lock>& lock) noexcept
+  {
+    while (calling_ && caller_ != std::this_thread::get_id())
+    {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+  }
+
+  ref_count refs_;
+  ref_count slot_refs_{0};
+  spin_lock lock_;
+  bool armed_ = true;
+  bool open_ = false;
+  bool calling_ = false;
+  bool pending_requests_ = false;
+  asio::cancellation_type_t pending_ = asio::cancellation_type::none;
+  asio::cancellation_type_t delivered_ = asio::cancellation_type::none;
+  std::thread::id caller_;
+  cancel_reason reason_;  // the first
+  cancel_reason latest_;  // the last one requested
+  cancel_reason current_; // the one being delivered
+  handler_storage handler_;
+  source_state* source_;
+};
+
 // Marks a node that has no executor to deliver emits on: they run on the
-// thread that cancels, as with a plain Asio signal.
+// thread that delivers the request, as with a plain Asio signal.
 struct no_executor
 {
 };
 
-// A posted or dispatched emit. Owns one reference to its node.
-class node_emitter
-{
-public:
-  node_emitter(op_node* n, cancel_reason r, asio::cancellation_type_t t) noexcept
-    : node_(n), reason_(std::move(r)), type_(t)
-  {
-  }
-  node_emitter(node_emitter&& o) noexcept
-    : node_(std::exchange(o.node_, nullptr)), reason_(std::move(o.reason_)), type_(o.type_)
-  {
-  }
-  node_emitter& operator=(node_emitter&&) = delete;
-  ~node_emitter()
-  {
-    if (node_)
-      node_->release();
-  }
-
-  void operator()() { node_->emit(reason_, type_); }
-
-private:
-  op_node* node_;
-  cancel_reason reason_;
-  asio::cancellation_type_t type_;
-};
-
 // True when the calling thread already runs on @p ex, for the executors that
 // can tell (Asio's io_context executors and strands, any_io_executor holding
-// one, arc's task executor). False means "don't know": dispatch decides.
+// one, arc's task executor).
 template <typename Executor>
 bool running_here(const Executor& ex) noexcept
 {
@@ -67,53 +312,53 @@ bool running_here(const Executor& ex) noexcept
     return false;
 }
 
+// A posted emit. Owns one reference to its node.
+class node_emitter
+{
+public:
+  explicit node_emitter(op_node* n) noexcept : node_(n) { node_->add_ref(); }
+  node_emitter(node_emitter&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
+  node_emitter& operator=(node_emitter&&) = delete;
+  ~node_emitter()
+  {
+    if (node_)
+      node_->release();
+  }
+
+  void operator()() { node_->deliver(); }
+
+private:
+  op_node* node_;
+};
+
 template <typename Executor>
 class op_node_impl final : public op_node
 {
 public:
   using allocator_type = asio::recycling_allocator<op_node_impl>;
 
-  op_node_impl(source_state* src, Executor ex) : op_node(src), executor_(std::move(ex)) {}
+  op_node_impl(source_state* src, Executor ex, emit_serializer* serial) noexcept
+    : op_node(src), executor_(std::move(ex)), serial_(serial)
+  {
+    if (serial_)
+      serial_->add_ref();
+  }
 
-  static op_node_impl* create(source_state* src, Executor ex)
+  static op_node_impl* create(source_state* src, Executor ex, emit_serializer* serial = nullptr)
   {
     allocator_type alloc;
     op_node_impl* p = alloc.allocate(1);
-    try
-    {
-      return ::new (p) op_node_impl(src, std::move(ex));
-    }
-    catch (...)
-    {
-      alloc.deallocate(p, 1);
-      throw;
-    }
-  }
-
-  void notify(const cancel_reason& r, asio::cancellation_type_t t) override
-  {
-    add_ref();
-    if constexpr (std::is_same_v<Executor, no_executor>)
-      node_emitter(this, r, t)();
-    else if (!can_post())
-      node_emitter(this, r, t)();
-    else if (must_post_from_here())
-    {
-      release(); // post_emit takes its own reference
-      post_emit(r, t);
-    }
-    else if (running_here(executor_))
-      // Already on the operation's executor: what dispatch would do, minus
-      // its type-erased round trip.
-      node_emitter(this, r, t)();
-    else
-      // Inline when the caller already runs on the operation's executor;
-      // otherwise queued there, never run on the cancelling thread.
-      asio::dispatch(executor_, node_emitter(this, r, t));
+    return ::new (p) op_node_impl(src, std::move(ex), serial);
   }
 
 private:
-  bool can_post() const noexcept override
+  ~op_node_impl()
+  {
+    if (serial_)
+      serial_->release();
+  }
+
+  bool has_executor() const noexcept
   {
     if constexpr (std::is_same_v<Executor, no_executor>)
       return false;
@@ -123,12 +368,18 @@ private:
       return true;
   }
 
-  void post_emit(const cancel_reason& r, asio::cancellation_type_t t) override
+  void schedule(bool never_inline) override
   {
-    if constexpr (!std::is_same_v<Executor, no_executor>)
+    if (serial_)
+      serial_->submit(this, never_inline);
+    else if (!has_executor())
+      deliver();
+    else if constexpr (!std::is_same_v<Executor, no_executor>)
     {
-      add_ref();
-      asio::post(executor_, node_emitter(this, r, t));
+      if (!never_inline && running_here(executor_))
+        deliver();
+      else
+        asio::post(executor_, node_emitter(this));
     }
   }
 
@@ -140,6 +391,18 @@ private:
   }
 
   Executor executor_;
+  emit_serializer* serial_;
+};
+
+// Reads the reason of the request a node is delivering (see reason_view).
+class node_view
+{
+public:
+  explicit node_view(const op_node* n) noexcept : node_(n) {}
+  const cancel_reason& reason() const noexcept { return node_->current_reason(); }
+
+private:
+  const op_node* node_;
 };
 
 // The slot an operation sees when it is bound to a source. Non-owning: the

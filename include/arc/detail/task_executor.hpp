@@ -2,74 +2,25 @@
 #ifndef ARC_DETAIL_TASK_EXECUTOR_HPP
 #define ARC_DETAIL_TASK_EXECUTOR_HPP
 
-#include <arc/detail/source_state.hpp>
+#include <arc/detail/task_state.hpp>
 
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/executor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
 
+#include <exception>
 #include <type_traits>
 #include <utility>
 
 namespace arc::detail {
 
-// Sets the current task for a scope and restores the previous one.
-class task_scope
-{
-public:
-  explicit task_scope(source_state* task) noexcept
-    : slot_(current_task()), saved_(std::exchange(slot_, task))
-  {
-  }
-  task_scope(const task_scope&) = delete;
-  task_scope& operator=(const task_scope&) = delete;
-  ~task_scope() { slot_ = saved_; }
-
-private:
-  source_state*& slot_;
-  source_state* saved_;
-};
-
-// A strong reference to a task's source state.
-class task_ref
-{
-public:
-  task_ref() noexcept = default;
-  explicit task_ref(source_state* s) noexcept : s_(s)
-  {
-    if (s_)
-      s_->add_ref();
-  }
-  task_ref(const task_ref& o) noexcept : task_ref(o.s_) {}
-  // Take over a reference the caller already owns.
-  static task_ref adopt(source_state* s) noexcept
-  {
-    task_ref r;
-    r.s_ = s;
-    return r;
-  }
-  task_ref(task_ref&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  task_ref& operator=(task_ref o) noexcept
-  {
-    std::swap(s_, o.s_);
-    return *this;
-  }
-  ~task_ref()
-  {
-    if (s_)
-      s_->release();
-  }
-  source_state* get() const noexcept { return s_; }
-
-private:
-  source_state* s_ = nullptr;
-};
-
-// Runs a function with the task set as current. The task's first function
-// (the co_spawn entry point's resumption, before the body starts) also opens
-// the gate of the node binding the coroutine (op_node::make_gated).
+// Runs a function of the task's: with the task as current, holding the task
+// (see task_state). The task's first function (the co_spawn entry point's
+// resumption, before the body starts) also opens the gate of the node that
+// binds the coroutine.
 template <typename Function>
 class task_invoker
 {
@@ -81,11 +32,44 @@ public:
 
   void operator()()
   {
-    task_scope scope(task_.get());
-    if (first_)
-      if (op_node* gate = task_.get()->gate_node_)
-        gate->open_gate();
-    std::move(f_)();
+    task_state* t = task_.get();
+    if (t->finished_.load(std::memory_order_acquire))
+    {
+      // The task has ended: an executor captured inside it runs plain code.
+      task_scope none(nullptr);
+      std::move(f_)();
+      return;
+    }
+    if (held_task() == t)
+    {
+      // Dispatched from inside the task's own code on this thread.
+      task_scope scope(t);
+      std::move(f_)();
+      return;
+    }
+    if (!t->try_acquire())
+    {
+      // An emit is being delivered to the task on another thread: come back.
+      asio::post(*t->executor(), std::move(*this));
+      return;
+    }
+    std::exception_ptr error;
+    {
+      task_hold hold(t);
+      struct let_go
+      {
+        task_state* t;
+        std::exception_ptr& error;
+        ~let_go() { t->release_and_deliver(error); }
+      } guard{t, error};
+      task_scope scope(t);
+      if (first_)
+        if (op_node* gate = t->gate_node_)
+          gate->open();
+      std::move(f_)();
+    }
+    if (error)
+      std::rethrow_exception(error);
   }
 
 private:
@@ -95,10 +79,11 @@ private:
 };
 
 // An executor adapter that carries a task: every function it executes runs
-// with the task as current, so this_task works inside the coroutine without
-// any change to Asio's awaitable machinery. Properties are forwarded to the
-// wrapped executor. Work submitted to a foreign executor does not carry the
-// task; it comes back when the coroutine resumes on this executor.
+// with the task as current (so this_task works inside the coroutine without
+// any change to Asio's awaitable machinery) and serialised with the task's
+// emits. Properties are forwarded to the wrapped executor. Work submitted to
+// a foreign executor does not carry the task; it comes back when the
+// coroutine resumes on this executor.
 template <typename Executor>
 class task_executor
 {
@@ -112,7 +97,7 @@ public:
   void execute(Function&& f) const
   {
     using invoker = task_invoker<std::decay_t<Function>>;
-    source_state* t = task_.get();
+    task_state* t = task_.get();
     if (!t->started_.load(std::memory_order_relaxed)
         && !t->started_.exchange(true, std::memory_order_relaxed))
     {
@@ -157,21 +142,47 @@ public:
     return a.inner_ == b.inner_ && a.task_.get() == b.task_.get();
   }
 
-  // Lets arc's emits skip dispatch when already on this executor.
-  template <typename E = Executor>
-    requires requires(const E& e) { e.running_in_this_thread(); }
-  bool running_in_this_thread() const noexcept
-  {
-    return inner_.running_in_this_thread();
-  }
+  // True on a thread that holds the task: code there is the task's own.
+  bool running_in_this_thread() const noexcept { return held_task() == task_.get(); }
 
   const Executor& inner() const noexcept { return inner_; }
-  source_state* task() const noexcept { return task_.get(); }
+  task_state* task() const noexcept { return task_.get(); }
+
+  // For task_state::is_own_executor_.
+  static bool holds(const asio::any_io_executor& ex, const task_state* t) noexcept
+  {
+    const auto* te = ex.template target<task_executor>();
+    return te && te->task() == t;
+  }
 
 private:
   Executor inner_;
   task_ref task_;
 };
+
+// @p ex, or, if it is the current task's own executor, the executor under it.
+inline asio::any_io_executor unwrap_task_executor(asio::any_io_executor ex)
+{
+  if (task_state* t = current_task(); t && t->is_own_executor_ && t->is_own_executor_(ex, t))
+    return *t->executor();
+  return ex;
+}
+
+// The task an operation's emits must be serialised with: the current task,
+// if @p ex is that task's executor.
+template <typename Executor>
+task_state* serializer_for(const Executor& ex) noexcept
+{
+  task_state* t = current_task();
+  if (!t)
+    return nullptr;
+  if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
+    return t->is_own_executor_ && t->is_own_executor_(ex, t) ? t : nullptr;
+  else if constexpr (requires { ex.task(); })
+    return ex.task() == t ? t : nullptr;
+  else
+    return nullptr;
+}
 
 } // namespace arc::detail
 

@@ -58,6 +58,9 @@ public:
 
   node_slot slot() const noexcept { return node_slot(node_); }
 
+  // The operation's initiating function has returned.
+  void open() { node_->open(); }
+
   void expire()
   {
     {
@@ -242,7 +245,14 @@ public:
       s->timer_.expires_at(expiry_);
     th.forward_own_slot();
     s->timer_.async_wait(timeout_waiter<state_type>(s));
+    s->add_ref(); // kept across the initiation, which may consume th
+    struct release_on_exit
+    {
+      state_type* s;
+      ~release_on_exit() { s->release(); }
+    } guard{s};
     std::move(init_)(std::move(th), std::forward<Args>(args)...);
+    s->open();
   }
 
 private:

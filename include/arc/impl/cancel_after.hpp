@@ -69,14 +69,17 @@ inline bool is_cancellation_exception(const std::exception_ptr& e) noexcept
 }
 
 // The scope with_timeout runs its body in: it follows the calling task with
-// reasons unchanged, and the timeout cancels only it.
+// reasons unchanged, and the timeout cancels only it. Inside it,
+// this_task::source() is still the task's.
 template <typename Executor>
 task_ref make_timeout_scope(const Executor& ex)
 {
-  if (source_state* task = current_task())
-    return task_ref::adopt(task->make_child(cancel_source_options{}.history_limit, false));
-  return task_ref::adopt(
-      source_state::create(cancel_source_options{}.history_limit, asio::any_io_executor(ex)));
+  task_state* task = current_task();
+  task_ref scope = task_ref::adopt(task_state::create(cancel_source_options{}.history_limit,
+      unwrap_task_executor(asio::any_io_executor(ex)), task ? task->owner() : nullptr));
+  if (task)
+    task->attach_child(scope.get(), unchanged_policy());
+  return scope;
 }
 
 // Cancels the scope on expiry and records the reason it used, so that

@@ -37,7 +37,7 @@ public:
     }
     // A plain Asio slot says nothing; if the spawning task is cancelled, that
     // is why, one hop up.
-    source_state* p = parent_.get();
+    task_state* p = parent_.get();
     task_.get()->cancel(
         p && p->cancelled() ? reason::parent(p->first_reason()) : reason::unspecified(), type);
   }
@@ -46,6 +46,35 @@ private:
   task_ref task_;
   task_ref parent_;
   View view_;
+};
+
+// Clears the completion handler's own slot (connected to the task by
+// task_link), then calls it. Runs on the handler's executor, so the clear is
+// serialised with whoever emits into that slot: a parent on another strand
+// may be emitting into it as the child completes.
+template <typename Handler>
+class clear_then_call
+{
+public:
+  using arc_wrapped_handler = Handler;
+
+  template <typename H>
+  clear_then_call(H&& h, bool linked) : handler_(std::forward<H>(h)), linked_(linked)
+  {
+  }
+
+  template <typename... Args>
+  void operator()(Args&&... args)
+  {
+    if (linked_)
+      asio::get_associated_cancellation_slot(handler_).clear();
+    std::move(handler_)(std::forward<Args>(args)...);
+  }
+
+  Handler handler_;
+
+private:
+  bool linked_;
 };
 
 // Receives the coroutine's result from boost::asio::co_spawn and delivers it
@@ -58,16 +87,19 @@ class task_completion
 {
 public:
   template <typename H>
-  task_completion(H&& h, const Executor& ex, bool linked)
-    : handler_(std::forward<H>(h)), linked_(linked), work_(make_work(handler_, ex))
+  task_completion(H&& h, const Executor& ex, bool linked, task_ref task)
+    : handler_(std::forward<H>(h), linked), work_(make_work(handler_.handler_, ex)),
+      task_(std::move(task))
   {
   }
 
   template <typename... Args>
   void operator()(Args&&... args)
   {
-    if (linked_)
-      asio::get_associated_cancellation_slot(handler_).clear();
+    // Runs on the task's executor, holding the task. From now on an executor
+    // captured inside the task runs plain code.
+    task_->finished_.store(true, std::memory_order_release);
+    task_ = task_ref();
     task_scope no_task(nullptr);
     if constexpr (has_associated_executor<Handler>)
     {
@@ -92,9 +124,9 @@ private:
       return 0;
   }
 
-  Handler handler_;
-  bool linked_;
+  clear_then_call<Handler> handler_;
   decltype(make_work(std::declval<const Handler&>(), std::declval<const Executor&>())) work_;
+  task_ref task_;
 };
 
 template <typename Executor>
@@ -105,7 +137,7 @@ public:
 
   explicit initiate_co_spawn(const Executor& ex) : executor_(ex) {}
 
-  // Run the coroutine with @p task as its context instead of a new source.
+  // Run the coroutine with @p task as its context instead of a new one.
   initiate_co_spawn(const Executor& ex, task_ref task) : executor_(ex), task_(std::move(task)) {}
 
   executor_type get_executor() const noexcept { return executor_; }
@@ -115,10 +147,17 @@ public:
   {
     using handler_type = std::decay_t<Handler>;
     task_ref parent(current_task());
-    task_ref task = task_.get() ? task_
-                                : task_ref::adopt(source_state::create(
-                                    cancel_source_options{}.history_limit,
-                                    asio::any_io_executor(executor_)));
+    // Spawning on the current task's own executor (co_await
+    // this_coro::executor) runs the child on the executor underneath, so
+    // task executors never stack.
+    Executor ex = executor_;
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
+      ex = unwrap_task_executor(std::move(ex));
+    task_ref task = task_ ? task_
+                          : task_ref::adopt(task_state::create(
+                              cancel_source_options{}.history_limit, asio::any_io_executor(ex),
+                              nullptr));
+    task->is_own_executor_ = &task_executor<Executor>::holds;
 
     bool linked = false;
     auto slot = asio::get_associated_cancellation_slot(handler);
@@ -130,17 +169,17 @@ public:
     }
 
     // Bind the coroutine to the task by hand (as bind_cancel would), with a
-    // gated node.
+    // node whose gate opens on the coroutine's first run and whose emits are
+    // serialised with the coroutine.
     using completion_type = task_completion<handler_type, Executor>;
-    task_executor<Executor> task_ex(executor_, task);
-    auto* node = op_node_impl<task_executor<Executor>>::create(task.get(), task_ex);
-    node->make_gated();
+    task_executor<Executor> task_ex(ex, task);
+    auto* node = op_node_impl<task_executor<Executor>>::create(task.get(), task_ex, task.get());
     bound_handler<completion_type, false> bound(
-        completion_type(std::forward<Handler>(handler), executor_, linked), node);
+        completion_type(std::forward<Handler>(handler), ex, linked, task), node);
     node->link();
     // Raw: the node outlives the gate's use (the coroutine's first run), and
     // disarm() clears it if the coroutine never runs.
-    task.get()->gate_node_ = node;
+    task->gate_node_ = node;
     asio::co_spawn(std::move(task_ex), std::forward<Spawnable>(spawnable), std::move(bound));
   }
 
