@@ -55,7 +55,7 @@ void destroy_reason(reason_rep* rep) noexcept
   while (rep)
   {
     reason_rep* next = nullptr;
-    if (rep->cause_.rep() && rep->cause_.rep()->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    if (rep->cause_.rep() && rep->cause_.rep()->refs_.release())
       next = const_cast<reason_rep*>(rep->cause_.rep());
     // The reference was released above; forget it without a second release.
     new (&rep->cause_) cancel_reason();

@@ -15,6 +15,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -34,7 +36,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
+#include <atomic>
+#include <latch>
 
 #include <unistd.h>
 
@@ -352,6 +357,174 @@ void BM_arc_spawn_cancel_join_throw(benchmark::State& state)
 }
 BENCHMARK(BM_arc_spawn_cancel_join_throw)->Apply(spawn_cancel_join_options);
 
+// --- 5. the same on a 4-thread thread_pool ---------------------------------------------
+//
+// arc serialises a task's emits with its coroutine on any executor (the task
+// is held while it runs; an emit meanwhile is handed to the holder). Raw Asio
+// needs a strand per task for the same safety: its baseline spawns each task
+// on its own strand and emits on that strand.
+
+constexpr std::size_t pool_tasks = 10'000;
+constexpr std::size_t pool_threads = 4;
+
+void BM_asio_pool_spawn_cancel_join(benchmark::State& state)
+{
+  asio::thread_pool pool(pool_threads);
+  auto signals = std::make_unique<asio::cancellation_signal[]>(pool_tasks);
+  for (auto _ : state)
+  {
+    std::atomic<std::size_t> joined = 0, started = 0;
+    std::vector<asio::strand<asio::thread_pool::executor_type>> strands;
+    strands.reserve(pool_tasks);
+    for (std::size_t i = 0; i != pool_tasks; ++i)
+    {
+      strands.push_back(asio::make_strand(pool.get_executor()));
+      asio::co_spawn(strands.back(),
+          [&started]() -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+            ++started;
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          },
+          asio::bind_cancellation_slot(signals[i].slot(),
+              [&joined](std::exception_ptr) { ++joined; }));
+    }
+    while (started.load() != pool_tasks)
+      std::this_thread::yield();
+    for (std::size_t i = 0; i != pool_tasks; ++i)
+      asio::post(strands[i], [&signals, i] { signals[i].emit(asio::cancellation_type::terminal); });
+    while (joined.load() != pool_tasks)
+      std::this_thread::yield();
+  }
+  pool.join();
+  state.counters["per_task"] = benchmark::Counter(static_cast<double>(pool_tasks),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_asio_pool_spawn_cancel_join)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_arc_pool_spawn_cancel_join(benchmark::State& state)
+{
+  asio::thread_pool pool(pool_threads);
+  for (auto _ : state)
+  {
+    std::atomic<std::size_t> joined = 0, started = 0;
+    arc::cancel_source src;
+    for (std::size_t i = 0; i != pool_tasks; ++i)
+      arc::co_spawn(pool.get_executor(),
+          [&started]() -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+            ++started;
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          },
+          arc::bind_cancel(src, [&joined](std::exception_ptr) { ++joined; }));
+    while (started.load() != pool_tasks)
+      std::this_thread::yield();
+    src.cancel(arc::reason::shutdown("x")); // from a thread outside the pool
+    while (joined.load() != pool_tasks)
+      std::this_thread::yield();
+  }
+  pool.join();
+  state.counters["per_task"] = benchmark::Counter(static_cast<double>(pool_tasks),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_arc_pool_spawn_cancel_join)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// --- 6. cancel() with N bound operations, while another thread unlinks --------------------
+//
+// arc only. N operations are bound to one source; their cancellation handler
+// completes them inline. While cancel() delivers, a second thread completes
+// the operations from the other end, each completion unlinking its node.
+// Reports cancel()'s time per bound operation and the second thread's worst
+// completion (unlink) latency: no lock is held for O(N).
+
+class pending_op
+{
+public:
+  virtual ~pending_op() = default;
+  virtual void complete() = 0;
+};
+
+template <typename Handler>
+class pending_op_impl final : public pending_op
+{
+public:
+  explicit pending_op_impl(Handler h) : handler_(std::move(h)) {}
+  void complete() override
+  {
+    if (!done_.exchange(true))
+      std::move(handler_)();
+  }
+
+private:
+  Handler handler_;
+  std::atomic<bool> done_{false};
+};
+
+// An operation without any executor: emits run on the cancelling thread.
+template <typename Token>
+void async_pending(std::unique_ptr<pending_op>& out, Token&& token)
+{
+  asio::async_initiate<Token, void()>(
+      [&out](auto handler)
+      {
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto* op = new pending_op_impl<decltype(handler)>(std::move(handler));
+        out.reset(op);
+        slot.assign([op](asio::cancellation_type_t) { op->complete(); });
+      },
+      token);
+}
+
+void BM_cancel_many_bound(benchmark::State& state)
+{
+  const auto n = static_cast<std::size_t>(state.range(0));
+  double worst_unlink_ns = 0;
+  for (auto _ : state)
+  {
+    state.PauseTiming();
+    std::atomic<std::size_t> completed = 0;
+    std::vector<std::unique_ptr<pending_op>> ops(n);
+    {
+      arc::cancel_source src;
+      for (std::size_t i = 0; i != n; ++i)
+        async_pending(ops[i], arc::bind_cancel(src, [&completed] { ++completed; }));
+      std::latch go(2);
+      std::thread unlinker(
+          [&]
+          {
+            go.arrive_and_wait();
+            // From the end the walk reaches last (nodes are linked at the head).
+            for (std::size_t i = 0; i != n / 2; ++i)
+            {
+              const auto t0 = std::chrono::steady_clock::now();
+              ops[i]->complete();
+              const double ns =
+                  std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
+                      .count();
+              worst_unlink_ns = std::max(worst_unlink_ns, ns);
+            }
+          });
+      state.ResumeTiming();
+      go.arrive_and_wait();
+      src.cancel(arc::reason::shutdown("x"));
+      state.PauseTiming();
+      unlinker.join();
+    }
+    ops.clear();
+    state.ResumeTiming();
+    if (completed.load() != n)
+    {
+      state.SkipWithError("not every operation completed once");
+      break;
+    }
+  }
+  state.counters["worst_unlink_us"] = worst_unlink_ns / 1000;
+  state.counters["per_op"] = benchmark::Counter(static_cast<double>(n),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_cancel_many_bound)
+    ->Arg(1'000)->Arg(100'000)->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond)->Iterations(3);
+
 // --- Reporting --------------------------------------------------------------------------
 
 // Forwards to the console reporter and keeps each benchmark's real time per
@@ -426,6 +599,8 @@ constexpr pair_spec pairs[] = {
       static_cast<double>(spawn_tasks)},
   {"spawn_cancel_join_throw", "  same, cancellation thrown, per task", 1.10,
       static_cast<double>(spawn_tasks)},
+  {"pool_spawn_cancel_join", "1e4 tasks on a 4-thread pool, per task", 1.10,
+      static_cast<double>(pool_tasks)},
 };
 
 void print_table(const recording_reporter& rep)

@@ -3,6 +3,7 @@
 #define ARC_DETAIL_REASON_REP_HPP
 
 #include <arc/cancel_reason.hpp>
+#include <arc/detail/intrusive.hpp>
 
 #include <any>
 #include <atomic>
@@ -13,7 +14,7 @@ namespace arc::detail {
 // The shared, immutable body of a cancel_reason. Only refs_ ever changes.
 struct reason_rep
 {
-  mutable std::atomic<std::size_t> refs_{1};
+  mutable ref_count refs_;
   reason_kind kind_ = reason_kind::user;
   int signo_ = 0;
   std::source_location where_{};

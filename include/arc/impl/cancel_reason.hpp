@@ -13,7 +13,7 @@ inline cancel_reason::cancel_reason(const cancel_reason& other) noexcept
   : rep_(other.rep_)
 {
   if (rep_)
-    rep_->refs_.fetch_add(1, std::memory_order_relaxed);
+    rep_->refs_.add();
 }
 
 inline cancel_reason::cancel_reason(cancel_reason&& other) noexcept
@@ -50,7 +50,7 @@ void destroy_reason(reason_rep* rep) noexcept;
 inline cancel_reason::~cancel_reason()
 {
   // acq_rel: the last owner must see every write made through other owners.
-  if (rep_ && rep_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+  if (rep_ && rep_->refs_.release())
     detail::destroy_reason(rep_);
 }
 

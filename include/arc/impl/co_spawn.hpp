@@ -10,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
 
 #include <optional>
 
@@ -106,7 +107,21 @@ public:
       // Deliver on the handler's own executor, as Asio's co_spawn would.
       auto ex = std::move(*work_);
       work_.reset();
-      asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+      // A chain of tasks each awaiting the next completes one into the other,
+      // inline while on the same executor: past a few levels, post, so that
+      // nesting of any depth uses bounded stack.
+      static thread_local unsigned depth = 0;
+      if (depth < 16)
+      {
+        ++depth;
+        struct leave
+        {
+          ~leave() { --depth; }
+        } guard;
+        asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+      }
+      else
+        asio::post(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
     }
     else
       // No executor of its own: Asio would run it on the spawn executor,
@@ -159,9 +174,12 @@ public:
                               nullptr));
     task->is_own_executor_ = &task_executor<Executor>::holds;
 
+    // A scope of a task (with_timeout's body) already follows the task
+    // through its source; linking the spawn's slot too would deliver the
+    // task's requests twice.
     bool linked = false;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    if (slot.is_connected())
+    if (slot.is_connected() && task->owner() == task.get())
     {
       using view = decltype(reason_view(slot));
       slot.template emplace<task_link<view>>(task, parent, reason_view(slot));
