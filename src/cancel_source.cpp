@@ -106,17 +106,19 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
   if (!r)
     r = reason::unspecified();
 
-  // The ring is allocated outside the lock, by the first later request.
-  std::unique_ptr<request[]> ring;
-  if (cancelled() && !ring_)
-    ring.reset(new request[history_limit_]);
-
   bool first = false;
   bool deliver = false;
   request overwritten; // destroyed after the lock is released
+  std::unique_ptr<request[]> ring;
+  for (;;)
   {
+    // The ring is allocated outside the lock, by the first later request.
+    if (!ring && cancelled() && !has_ring_.load(std::memory_order_acquire))
+      ring.reset(new request[history_limit_]);
     std::lock_guard lock(mutex_);
     const std::size_t seq = requests_.load(std::memory_order_relaxed) + 1;
+    if (seq > 1 && !ring_ && !ring)
+      continue; // raced with the first request: allocate, unlocked, and retry
     types_ |= t;
     if (seq == 1)
     {
@@ -128,13 +130,17 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
     else
     {
       if (!ring_)
+      {
         ring_ = std::move(ring);
+        has_ring_.store(true, std::memory_order_release);
+      }
       request& slot = ring_[(seq - 2) % history_limit_];
       overwritten = std::move(slot);
       slot = request{std::move(r), t};
     }
     requests_.store(seq, std::memory_order_release);
     deliver = !walking_ && head_ != nullptr;
+    break;
   }
   if (!deliver)
     return first; // nobody to tell, or the walker delivers it

@@ -88,6 +88,10 @@ public:
   /// Drops this handle. Never cancels.
   ~cancel_source();
 
+  // A moved-from source is empty: not cancelled, no requests, cancel() does
+  // nothing and returns false, slot() throws no_executor, make_child()
+  // returns a new independent source, bind_cancel() on it binds nothing.
+
   /// Request cancellation with reason::user() made at the caller's location.
   /**
    * @return true if this was the first request.
@@ -100,14 +104,34 @@ public:
   /// Request cancellation with @p reason, emitting @p type to bound operations.
   /**
    * The first reason is kept as reason(); later ones are counted and kept in
-   * history(), and are emitted again so that, for example, a partial request
-   * followed by a terminal one reaches the operations. An empty @p reason is
-   * recorded as reason::unspecified().
+   * history(). Every request is delivered, as itself, to every bound
+   * operation and child, with the union of the types requested so far: a
+   * partial request after a terminal one never weakens it. An empty @p reason
+   * is recorded as reason::unspecified().
    *
-   * @return true if this was the first request.
+   * No lock is held while cancellation handlers run: a handler may complete
+   * its operation inline, cancel this source or any other, or clear its
+   * slot. A request made from inside a delivery on the same thread is
+   * recorded at once and delivered before the outermost cancel() returns.
+   *
+   * @return true if this was the first request; false on a moved-from source.
+   *
+   * @throws whatever a cancellation handler run on this thread threw: every
+   * other operation is notified first, then the first exception is rethrown.
    *
    * @par Thread Safety
    * May be called from any thread.
+   *
+   * @par Example
+   * From test/cancel_source.cpp, `first_reason_sticks_and_later_requests_are_counted`:
+   * @code
+   * arc::cancel_source src;
+   * const auto r1 = arc::reason::user("first");
+   * const auto r2 = arc::reason::shutdown("second");
+   * src.cancel(r1);   // true
+   * src.cancel(r2);   // false
+   * // src.reason() == r1, src.requests() == 2, src.history() == {r1, r2}
+   * @endcode
    */
   bool cancel(cancel_reason reason,
       boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal);
@@ -127,8 +151,20 @@ public:
   /// A new source that is cancelled, as reason_kind::parent, when this one is.
   /**
    * If this source is already cancelled, the child is cancelled at once.
-   * Cancelling the child does not affect this source. The child shares this
-   * source's executor.
+   * Every later request reaches the child as itself (its history() holds
+   * parent(R1), parent(R2), …). Cancelling the child does not affect this
+   * source. The child shares this source's executor. Chains of any depth are
+   * cancelled and destroyed without recursion. On a moved-from source,
+   * returns a new, independent source.
+   *
+   * @par Example
+   * From test/cancel_source.cpp, `a_child_is_cancelled_as_parent_of_the_parents_reason`:
+   * @code
+   * arc::cancel_source parent;
+   * arc::cancel_source child = parent.make_child();
+   * parent.cancel(why);
+   * // child.reason().kind() == reason_kind::parent, child.reason().cause() == why
+   * @endcode
    */
   cancel_source make_child() const;
 

@@ -47,7 +47,18 @@ public:
   /// Record @p reason, then emit @p type to the installed handler.
   /**
    * If no handler is installed, nothing happens. Re-emitting the reason
-   * already recorded costs no atomic operation.
+   * already recorded costs no atomic operation. The handler may clear() or
+   * emplace() the slot from inside its call: it is destroyed once the call
+   * returns.
+   *
+   * @par Example
+   * From test/cancellation_signal.cpp, `an_emit_with_a_reason_reaches_the_handler_and_is_recorded`:
+   * @code
+   * arc::cancellation_signal sig;
+   * sig.slot().emplace<probe>(counts, &sig);
+   * sig.emit(asio::cancellation_type::terminal, arc::reason::user("stop"));
+   * // the handler ran once; sig.reason() is the reason
+   * @endcode
    */
   void emit(boost::asio::cancellation_type_t type, const cancel_reason& reason);
 

@@ -44,7 +44,21 @@ namespace arc {
  * operation. The request is first recorded in the task's source, with a reason.
  *
  * @par Thread Safety
- * As boost::asio::co_spawn. The task's source may be cancelled from any thread.
+ * As boost::asio::co_spawn. The task's source may be cancelled from any
+ * thread, on any executor (a thread_pool without a strand included): the
+ * task's emits are delivered only while its coroutine is suspended.
+ *
+ * @par Example
+ * From test/co_spawn.cpp, `a_cancelled_task_sees_the_reason_tag_and_cancel_site`:
+ * @code
+ * arc::cancel_source src;
+ * arc::co_spawn(ctx, wait_forever(seen), arc::bind_cancel(src, [&](std::exception_ptr e) {
+ *   failure = e;
+ *   done = true;
+ * }));
+ * asio::post(ctx, [&] { src.cancel(arc::reason::user("stop", my_tag{7})); });
+ * // inside wait_forever: arc::this_task::reason().tag<my_tag>()->v == 7
+ * @endcode
  */
 template <typename Executor, typename T, typename AwaitableExecutor,
     BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, T)) CompletionToken>

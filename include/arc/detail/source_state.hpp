@@ -193,6 +193,7 @@ private:
   // Requests after the first, a ring of history_limit_ entries allocated
   // (outside the lock) by the second request.
   std::unique_ptr<request[]> ring_;
+  std::atomic<bool> has_ring_{false};
   std::size_t history_limit_;
   std::size_t delivered_ = 0;
   bool walking_ = false;
