@@ -1330,3 +1330,32 @@ TEST(cancel_source, two_operations_bound_through_one_slot_copy_are_safe_and_both
   EXPECT_EQ(first.ec, asio::error::operation_aborted);
   EXPECT_EQ(second.calls, 1);
 }
+
+// Defect 20, second shape. EXPECTATION OPEN, as above. The second operation
+// completes and its timer is destroyed while the first is still pending on
+// the same slot copy; a cancel must not reach the destroyed timer.
+TEST(cancel_source, a_cancel_after_the_second_operation_on_one_slot_copy_completed_touches_nothing_destroyed)
+{
+  asio::io_context ctx;
+  arc::cancel_source src(ctx);
+  asio::steady_timer t1(ctx, 1h);
+  auto t2 = std::make_unique<asio::steady_timer>(ctx, 0ms);
+  completion_log first, second;
+  {
+    auto slot = src.slot();
+    t1.async_wait(asio::bind_cancellation_slot(slot, log_to(first)));
+    t2->async_wait(asio::bind_cancellation_slot(slot, log_to(second)));
+  }
+  arc_test::run_until(ctx, [&] { return second.calls > 0; });
+  EXPECT_FALSE(second.ec);
+  t2.reset();
+  asio::post(ctx, [&] { src.cancel(arc::reason::user("after the second is gone")); });
+  drain(ctx);
+  if (first.calls == 0)
+    t1.cancel();
+  arc_test::run_until(ctx, [&] { return first.calls > 0; });
+  drain(ctx);
+  EXPECT_EQ(first.calls, 1);
+  EXPECT_EQ(first.ec, asio::error::operation_aborted);
+  EXPECT_EQ(second.calls, 1);
+}
