@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <memory>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -355,4 +356,105 @@ TEST(bind_cancel, works_with_use_promise)
   f.cancel_soon();
   f.ctx.run();
   EXPECT_EQ(result, asio::error::operation_aborted);
+}
+
+// --- Regression tests: core second pass (issue 5) ---
+
+// Defect 3: an operation's reason is not overwritten by a later, less
+// specific request (the enclosing task's plain slot says `unspecified`).
+TEST(with_reason, the_reason_an_operation_was_cancelled_with_is_kept_when_its_task_is_cancelled_next)
+{
+  asio::io_context ctx;
+  arc::cancel_source fsrc, tsrc;
+  const auto F = arc::reason::user("F, for the operation");
+  const auto T = arc::reason::shutdown("T, for the task");
+  bool started = false, reached = false, done = false;
+  error_code ec_seen;
+  arc::cancel_reason seen;
+  auto body = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    started = true;
+    auto [ec, r] = co_await t.async_wait(arc::with_reason(fsrc, asio::as_tuple(asio::use_awaitable)));
+    ec_seen = ec;
+    seen = r;
+    reached = true;
+  };
+  arc::co_spawn(ctx, body(), arc::bind_cancel(tsrc, [&](std::exception_ptr) { done = true; }));
+  arc_test::run_until(ctx, [&] { return started; });
+  asio::post(ctx, [&] {
+    fsrc.cancel(F);
+    tsrc.cancel(T); // before the operation's completion has run
+  });
+  arc_test::run_until(ctx, [&] { return done; });
+  ASSERT_TRUE(reached);
+  EXPECT_EQ(ec_seen, asio::error::operation_aborted);
+  EXPECT_EQ(seen, F) << seen;
+}
+
+// Move-only completion handlers.
+TEST(bind_cancel, a_move_only_completion_handler_works)
+{
+  fixture f;
+  int calls = 0;
+  auto owned = std::make_unique<int>(7);
+  f.timer.async_wait(arc::bind_cancel(f.src, [&calls, p = std::move(owned)](error_code ec) {
+    ++calls;
+    EXPECT_EQ(ec, asio::error::operation_aborted);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(*p, 7);
+  }));
+  f.cancel_soon();
+  f.ctx.run();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(with_reason, a_move_only_completion_handler_works)
+{
+  fixture f;
+  int calls = 0;
+  arc::cancel_reason seen;
+  auto owned = std::make_unique<int>(7);
+  f.timer.async_wait(arc::with_reason(f.src,
+      [&calls, &seen, p = std::move(owned)](error_code ec, arc::cancel_reason r) {
+        ++calls;
+        EXPECT_EQ(ec, asio::error::operation_aborted);
+        ASSERT_TRUE(p);
+        EXPECT_EQ(*p, 7);
+        seen = r;
+      }));
+  f.cancel_soon();
+  f.ctx.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(seen, f.why);
+}
+
+// A completion handler that re-enters: it cancels its source again and
+// starts a new operation bound to it, which is cancelled at once
+// (level-triggered).
+TEST(bind_cancel, a_completion_handler_may_cancel_again_and_start_a_new_bound_operation)
+{
+  fixture f;
+  asio::steady_timer second(f.ctx, 1h);
+  int calls = 0, second_calls = 0;
+  error_code second_ec;
+  arc::cancel_reason second_reason;
+  const auto again = arc::reason::user("again");
+  f.timer.async_wait(arc::bind_cancel(f.src, [&, p = std::make_unique<int>(1)](error_code ec) mutable {
+    ++calls;
+    EXPECT_EQ(ec, asio::error::operation_aborted);
+    EXPECT_FALSE(f.src.cancel(again));
+    second.async_wait(arc::with_reason(f.src, [&, q = std::move(p)](error_code ec2, arc::cancel_reason r) {
+      EXPECT_TRUE(q);
+      ++second_calls;
+      second_ec = ec2;
+      second_reason = r;
+    }));
+  }));
+  f.cancel_soon();
+  arc_test::run_until(f.ctx, [&] { return second_calls > 0; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(second_calls, 1);
+  EXPECT_EQ(second_ec, asio::error::operation_aborted);
+  EXPECT_EQ(second_reason, f.why);
+  EXPECT_EQ(f.src.requests(), 2u);
 }

@@ -750,3 +750,179 @@ TEST(cancellation_signal, a_slot_reused_by_a_chain_of_operations_cancels_the_cur
   EXPECT_EQ(second.ec, asio::error::operation_aborted);
   EXPECT_EQ(sig.reason(), why);
 }
+
+// --- Regression tests: core second pass (issue 5) ---
+
+namespace {
+
+// What happened to a handler that calls back into its own slot.
+struct reentry_counts
+{
+  int calls = 0;
+  int destroyed = 0;
+  int depth = 0;                   // > 0 while the handler runs
+  bool destroyed_mid_call = false; // destroyed while it ran
+};
+
+// A cancellation handler that clears its own slot, or installs @p next in it,
+// from inside its call. After doing so it touches only the counts, through a
+// local copy of the pointer: never its own members. Padding makes it too big
+// for the inline buffer.
+template <std::size_t Padding>
+struct reentrant_handler
+{
+  reentry_counts* counts;
+  arc::cancellation_slot slot;
+  probe_counts* next; // null: clear(); else emplace a probe counting into *next
+  std::array<unsigned char, Padding> padding{};
+
+  reentrant_handler(reentry_counts& c, arc::cancellation_slot s, probe_counts* n)
+    : counts(&c), slot(s), next(n)
+  {
+  }
+  reentrant_handler(reentrant_handler&& o) noexcept
+    : counts(std::exchange(o.counts, nullptr)), slot(o.slot), next(o.next)
+  {
+  }
+  reentrant_handler& operator=(reentrant_handler&&) = delete;
+  ~reentrant_handler()
+  {
+    if (counts)
+    {
+      ++counts->destroyed;
+      if (counts->depth > 0)
+        counts->destroyed_mid_call = true;
+    }
+  }
+
+  void operator()(asio::cancellation_type_t)
+  {
+    reentry_counts* c = counts;
+    ++c->depth;
+    ++c->calls;
+    if (next)
+      slot.emplace<probe>(*next);
+    else
+      slot.clear();
+    --c->depth;
+  }
+};
+
+template <std::size_t Padding>
+void clear_from_inside_case()
+{
+  arc::cancellation_signal sig;
+  reentry_counts c;
+  sig.slot().emplace<reentrant_handler<Padding>>(c, sig.slot(), nullptr);
+  const auto why = arc::reason::user("clear yourself");
+  sig.emit(asio::cancellation_type::terminal, why);
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_FALSE(c.destroyed_mid_call) << "clear() destroyed the handler while it ran";
+  EXPECT_EQ(c.destroyed, 1);
+  EXPECT_FALSE(sig.slot().has_handler());
+  EXPECT_EQ(sig.reason(), why);
+  sig.emit(asio::cancellation_type::terminal, arc::reason::user("nobody"));
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_EQ(sig.reason(), why);
+}
+
+template <std::size_t OldPadding>
+void emplace_from_inside_case()
+{
+  arc::cancellation_signal sig;
+  reentry_counts c;
+  probe_counts next;
+  sig.slot().emplace<reentrant_handler<OldPadding>>(c, sig.slot(), &next);
+  sig.emit(asio::cancellation_type::terminal, arc::reason::user("replace yourself"));
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_FALSE(c.destroyed_mid_call) << "emplace() destroyed the handler while it ran";
+  EXPECT_EQ(c.destroyed, 1);
+  EXPECT_EQ(next.calls, 0);
+  EXPECT_TRUE(sig.slot().has_handler());
+  const auto why = arc::reason::user("to the new one");
+  sig.emit(asio::cancellation_type::partial, why);
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_EQ(next.calls, 1);
+  EXPECT_EQ(next.last, asio::cancellation_type::partial);
+  EXPECT_EQ(sig.reason(), why);
+  sig.slot().clear();
+  EXPECT_EQ(next.destroyed, 1);
+}
+
+} // namespace
+
+// Defect 1d, layer 2: a handler may clear() or emplace() its own slot from
+// inside its call; it is destroyed only once the call has returned.
+TEST(cancellation_slot, a_handler_may_clear_its_own_slot_from_inside_its_call)
+{
+  clear_from_inside_case<0>();
+}
+
+TEST(cancellation_slot, a_heap_allocated_handler_may_clear_its_own_slot_from_inside_its_call)
+{
+  clear_from_inside_case<200>();
+}
+
+TEST(cancellation_slot, a_handler_may_emplace_its_successor_from_inside_its_call)
+{
+  emplace_from_inside_case<0>();
+}
+
+TEST(cancellation_slot, a_heap_allocated_handler_may_emplace_its_successor_from_inside_its_call)
+{
+  emplace_from_inside_case<200>();
+}
+
+// The same with an operation pending: the slot's handler clears the slot, then
+// cancels the timer, whose wait completes through Asio as usual.
+TEST(cancellation_signal, an_operation_whose_cancellation_handler_clears_the_slot_completes_once)
+{
+  asio::io_context ctx;
+  arc::cancellation_signal sig;
+  asio::steady_timer timer(ctx, 1h);
+  completion done;
+  reentry_counts c;
+  timer.async_wait(asio::bind_cancellation_slot(sig.slot(), record(done)));
+  struct clear_then_cancel
+  {
+    reentry_counts* counts;
+    arc::cancellation_slot slot;
+    asio::steady_timer* timer;
+    clear_then_cancel(reentry_counts& c, arc::cancellation_slot s, asio::steady_timer& t)
+      : counts(&c), slot(s), timer(&t)
+    {
+    }
+    clear_then_cancel(clear_then_cancel&& o) noexcept
+      : counts(std::exchange(o.counts, nullptr)), slot(o.slot), timer(o.timer)
+    {
+    }
+    ~clear_then_cancel()
+    {
+      if (counts)
+      {
+        ++counts->destroyed;
+        if (counts->depth > 0)
+          counts->destroyed_mid_call = true;
+      }
+    }
+    void operator()(asio::cancellation_type_t)
+    {
+      reentry_counts* c = counts;
+      asio::steady_timer* t = timer;
+      ++c->depth;
+      ++c->calls;
+      slot.clear();
+      t->cancel();
+      --c->depth;
+    }
+  };
+  sig.slot().emplace<clear_then_cancel>(c, sig.slot(), timer);
+  sig.emit(asio::cancellation_type::terminal, arc::reason::user("stop"));
+  arc_test::run_until(ctx, [&] { return done.calls > 0; });
+  drain(ctx);
+  EXPECT_EQ(done.calls, 1);
+  EXPECT_EQ(done.ec, asio::error::operation_aborted);
+  EXPECT_EQ(c.calls, 1);
+  EXPECT_FALSE(c.destroyed_mid_call);
+  EXPECT_EQ(c.destroyed, 1);
+}

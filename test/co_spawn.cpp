@@ -2,6 +2,7 @@
 #include <arc/co_spawn.hpp>
 
 #include <arc/bind_cancel.hpp>
+#include <arc/cancel_after.hpp>
 #include <arc/error.hpp>
 
 #include "test_util.hpp"
@@ -25,6 +26,9 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <functional>
+#include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -411,4 +415,394 @@ TEST(co_spawn, a_task_cancelled_before_it_runs_from_a_foreign_thread_does_not_es
   std::thread([&] { src.cancel(arc::reason::user("early")); }).join();
   EXPECT_NO_THROW(ctx.run());
   EXPECT_TRUE(done);
+}
+
+// --- Regression tests: core second pass (issue 5) ---
+
+namespace {
+
+// True if @p e holds a cancellation: a system_error whose code means
+// operation_canceled.
+bool is_cancellation(const std::exception_ptr& e)
+{
+  if (!e)
+    return false;
+  try
+  {
+    std::rethrow_exception(e);
+  }
+  catch (const boost::system::system_error& se)
+  {
+    return se.code() == boost::system::errc::operation_canceled;
+  }
+  catch (...)
+  {
+    return false;
+  }
+}
+
+// True if @p r is the request @p R itself, or R one hop down (parent of R).
+bool names_request(const arc::cancel_reason& r, const arc::cancel_reason& R)
+{
+  return r == R || (r.kind() == arc::reason_kind::parent && r.cause() == R);
+}
+
+// Stop a pool whose tasks did not all complete, so that join() returns.
+void finish_pool(asio::thread_pool& pool, bool all_completed)
+{
+  if (!all_completed)
+    pool.stop();
+  pool.join();
+}
+
+} // namespace
+
+// Defect 2: a task that has not run yet gets terminal then partial.
+TEST(co_spawn, a_terminal_request_before_the_task_runs_is_not_undone_by_a_later_partial_one)
+{
+  for (bool from_inside_run : {false, true})
+  {
+    SCOPED_TRACE(from_inside_run ? "spawned and cancelled inside a handler" : "cancelled before run()");
+    asio::io_context ctx;
+    arc::cancel_source src;
+    observation seen;
+    bool done = false;
+    std::exception_ptr failure;
+    const auto r1 = arc::reason::user("terminal");
+    const auto r2 = arc::reason::user("partial");
+    auto spawn_and_cancel = [&] {
+      arc::co_spawn(ctx, wait_forever(seen), arc::bind_cancel(src, [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+      }));
+      src.cancel(r1, asio::cancellation_type::terminal);
+      src.cancel(r2, asio::cancellation_type::partial);
+    };
+    if (from_inside_run)
+      asio::post(ctx, spawn_and_cancel); // the requests reach the task inline, before its first run
+    else
+      spawn_and_cancel();
+    arc_test::run_until(ctx, [&] { return done; });
+    EXPECT_TRUE(is_cancellation(failure));
+    EXPECT_EQ(seen.ec, asio::error::operation_aborted);
+    EXPECT_EQ(seen.reason, r1);
+  }
+}
+
+// Defect 15: the same on a running task; posted in one handler.
+namespace {
+
+struct running_task_case
+{
+  asio::io_context ctx;
+  arc::cancel_source src;
+  bool started = false, done = false, finished_normally = false;
+  error_code wait_ec;
+  std::exception_ptr failure;
+
+  // Waits; then awaits once more, which throws if the task is cancelled
+  // (terminal); returns normally otherwise.
+  asio::awaitable<void> body()
+  {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    started = true;
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    wait_ec = ec;
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    finished_normally = true;
+  }
+
+  void run(std::function<void()> cancel)
+  {
+    arc::co_spawn(ctx, body(), arc::bind_cancel(src, [this](std::exception_ptr e) {
+      failure = e;
+      done = true;
+    }));
+    arc_test::run_until(ctx, [&] { return started; });
+    asio::post(ctx, std::move(cancel));
+    arc_test::run_until(ctx, [&] { return done; });
+  }
+};
+
+} // namespace
+
+TEST(co_spawn, a_running_task_cancelled_with_terminal_ends_cancelled)
+{
+  // Pins the mechanism the next test relies on.
+  running_task_case c;
+  c.run([&] { c.src.cancel(arc::reason::user("terminal"), asio::cancellation_type::terminal); });
+  EXPECT_EQ(c.wait_ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.finished_normally);
+  EXPECT_TRUE(is_cancellation(c.failure));
+}
+
+TEST(co_spawn, a_later_partial_request_does_not_undo_a_terminal_one_on_a_running_task)
+{
+  running_task_case c;
+  const auto r1 = arc::reason::user("terminal");
+  c.run([&] {
+    c.src.cancel(r1, asio::cancellation_type::terminal);
+    c.src.cancel(arc::reason::user("partial"), asio::cancellation_type::partial);
+  });
+  EXPECT_EQ(c.wait_ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.finished_normally) << "the task went on as if it had not been cancelled";
+  EXPECT_TRUE(is_cancellation(c.failure));
+  EXPECT_EQ(c.src.reason(), r1);
+}
+
+// Defect 19, task side: a later request keeps its identity in the task.
+TEST(co_spawn, each_later_request_reaches_the_task_as_itself)
+{
+  asio::io_context ctx;
+  arc::cancel_source p;
+  std::size_t requests = 0;
+  std::vector<arc::cancel_reason> history;
+  bool done = false;
+  auto body = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    try
+    {
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      requests = arc::this_task::requests();
+      history = arc::this_task::source().history();
+    }
+  };
+  arc::co_spawn(ctx, body(), arc::bind_cancel(p, [&](std::exception_ptr) { done = true; }));
+  const auto r1 = arc::reason::user("one");
+  const auto r2 = arc::reason::shutdown("two");
+  asio::post(ctx, [&] {
+    p.cancel(r1);
+    p.cancel(r2);
+  });
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_EQ(requests, 2u);
+  ASSERT_EQ(history.size(), 2u);
+  // Through bind_cancel the task's reasons are p's own (see
+  // a_cancelled_task_sees_the_reason_tag_and_cancel_site); either way, the
+  // second entry must name R2, not repeat R1.
+  EXPECT_TRUE(names_request(history[0], r1)) << history[0];
+  EXPECT_TRUE(names_request(history[1], r2)) << history[1];
+}
+
+// Defect 8: inside a with_timeout body, this_task::source() is the task's.
+TEST(co_spawn, inside_a_with_timeout_body_this_task_source_is_the_tasks_own_source)
+{
+  asio::io_context ctx;
+  arc::cancel_source outside, inside;
+  const auto R = arc::reason::user("from inside the body");
+  bool threw = false;
+  arc::cancel_reason after;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    outside = arc::this_task::source();
+    try
+    {
+      co_await arc::with_timeout(1h, [&]() -> asio::awaitable<void> {
+        inside = arc::this_task::source();
+        arc::this_task::source().cancel(R);
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+      }());
+    }
+    catch (const boost::system::system_error&)
+    {
+      threw = true;
+      after = arc::this_task::reason();
+    }
+  }());
+  EXPECT_TRUE(inside == outside) << "the body sees a source of its own, not the task's";
+  EXPECT_TRUE(threw);
+  EXPECT_EQ(after, R);
+  EXPECT_EQ(outside.reason(), R);
+}
+
+// Defect 9: nested arc::co_spawn does not stack task executors.
+namespace {
+
+asio::awaitable<std::size_t> nest(std::size_t depth)
+{
+  if (depth == 0)
+    co_return 0;
+  const auto ex = co_await asio::this_coro::executor;
+  co_return 1 + co_await arc::co_spawn(ex, nest(depth - 1), asio::use_awaitable);
+}
+
+} // namespace
+
+TEST(co_spawn, deeply_nested_tasks_complete_without_stacking_executors)
+{
+  asio::io_context ctx;
+  const std::size_t depth = arc_test::stress(10000);
+  std::size_t got = 0;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    got = co_await nest(depth);
+  }());
+  EXPECT_EQ(got, depth);
+}
+
+TEST(co_spawn, an_executor_captured_in_a_task_runs_no_task_after_the_task_ended)
+{
+  asio::io_context ctx;
+  asio::any_io_executor captured;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    captured = co_await asio::this_coro::executor;
+    co_return;
+  }());
+  bool ran = false, in_task = true;
+  asio::post(captured, [&] {
+    in_task = arc::this_task::in_task();
+    ran = true;
+  });
+  arc_test::run_until(ctx, [&] { return ran; });
+  EXPECT_FALSE(in_task);
+}
+
+// Defect 4: a foreign-thread cancel of a task inside with_timeout.
+TEST(co_spawn_concurrency, a_task_inside_with_timeout_cancelled_from_a_foreign_thread_sees_the_reason_without_a_race)
+{
+  const std::size_t rounds = arc_test::stress(100);
+  for (std::size_t round = 0; round < rounds; ++round)
+  {
+    asio::io_context ctx;
+    arc::cancel_source src;
+    std::atomic<bool> started{false}, done{false};
+    arc::cancel_reason body_saw;
+    std::exception_ptr outcome;
+    auto task = [&]() -> asio::awaitable<void> {
+      co_await arc::with_timeout(1h, [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        started = true;
+        try
+        {
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        catch (const boost::system::system_error&)
+        {
+          body_saw = arc::this_task::reason();
+          throw;
+        }
+      }());
+    };
+    arc::co_spawn(ctx, task(), arc::bind_cancel(src, [&](std::exception_ptr e) {
+      outcome = e;
+      done = true;
+    }));
+    std::thread runner([&] { arc_test::run_until(ctx, [&] { return done.load(); }); });
+    const auto R = arc::reason::user("from afar");
+    if (round % 2 == 0)
+      arc_test::wait_until([&] { return started.load(); });
+    src.cancel(R);
+    runner.join();
+    ASSERT_TRUE(done.load());
+    EXPECT_EQ(body_saw, R);
+    EXPECT_TRUE(is_cancellation(outcome));
+  }
+}
+
+// Defect 12: tasks on a multi-threaded executor without a strand.
+TEST(co_spawn_concurrency, tasks_on_a_thread_pool_without_a_strand_are_each_cancelled_exactly_once)
+{
+  const std::size_t n = arc_test::stress(10000);
+  asio::thread_pool pool(4);
+  arc::cancel_source src;
+  std::vector<std::atomic<int>> calls(n);
+  std::atomic<std::size_t> completions{0}, cancelled{0};
+  auto body = []() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+    co_await t.async_wait(asio::use_awaitable);
+  };
+  std::thread canceller;
+  for (std::size_t i = 0; i < n; ++i)
+  {
+    arc::co_spawn(pool.get_executor(), body(), arc::bind_cancel(src, [&, i](std::exception_ptr e) {
+      ++calls[i];
+      if (is_cancellation(e))
+        ++cancelled;
+      ++completions;
+    }));
+    if (i == n / 2)
+      canceller = std::thread([&] { src.cancel(arc::reason::user("pool")); });
+  }
+  canceller.join();
+  finish_pool(pool, arc_test::wait_until([&] { return completions.load() == n; }));
+  EXPECT_EQ(completions.load(), n);
+  EXPECT_EQ(cancelled.load(), n);
+  std::size_t not_once = 0;
+  for (auto& c : calls)
+    if (c.load() != 1)
+      ++not_once;
+  EXPECT_EQ(not_once, 0u);
+}
+
+TEST(co_spawn_concurrency, a_task_cancelled_from_another_thread_right_after_spawn_on_a_pool_never_terminates)
+{
+  const std::size_t rounds = arc_test::stress(1000);
+  std::size_t ok = 0;
+  for (std::size_t round = 0; round < rounds; ++round)
+  {
+    asio::thread_pool pool(2);
+    arc::cancel_source src;
+    std::atomic<int> calls{0};
+    std::exception_ptr failure;
+    arc::co_spawn(pool.get_executor(), []() -> asio::awaitable<void> {
+      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+      co_await t.async_wait(asio::use_awaitable);
+    }(), arc::bind_cancel(src, [&](std::exception_ptr e) {
+      failure = e;
+      ++calls;
+    }));
+    std::thread([&] { src.cancel(arc::reason::user("right after spawn")); }).join();
+    const bool completed = arc_test::wait_until([&] { return calls.load() > 0; });
+    finish_pool(pool, completed);
+    if (!completed)
+      break;
+    if (calls.load() == 1 && is_cancellation(failure))
+      ++ok;
+  }
+  EXPECT_EQ(ok, rounds);
+}
+
+// Defect 13: cancelling a parent as its cross-strand child finishes.
+TEST(co_spawn_concurrency, cancelling_a_parent_as_its_child_on_another_strand_finishes_completes_it_once)
+{
+  const std::size_t n = arc_test::stress(10000);
+  asio::thread_pool pool(4);
+  std::vector<arc::cancel_source> sources(n);
+  std::vector<std::atomic<bool>> child_ran(n);
+  std::vector<std::atomic<int>> calls(n);
+  std::atomic<std::size_t> completions{0};
+  auto child = [&](std::size_t i) -> asio::awaitable<void> {
+    child_ran[i] = true;
+    co_return;
+  };
+  auto parent = [&](std::size_t i, asio::strand<asio::thread_pool::executor_type> b) -> asio::awaitable<void> {
+    co_await arc::co_spawn(b, child(i), asio::use_awaitable);
+  };
+  std::atomic<bool> give_up{false};
+  std::thread canceller([&] {
+    for (std::size_t i = 0; i < n && !give_up; ++i)
+    {
+      while (!child_ran[i] && !give_up)
+        std::this_thread::yield();
+      sources[i].cancel(arc::reason::user("as the child finishes"));
+    }
+  });
+  for (std::size_t i = 0; i < n; ++i)
+    arc::co_spawn(asio::make_strand(pool), parent(i, asio::make_strand(pool)),
+        arc::bind_cancel(sources[i], [&, i](std::exception_ptr) {
+          ++calls[i];
+          ++completions;
+        }));
+  const bool all = arc_test::wait_until([&] { return completions.load() == n; });
+  give_up = true;
+  canceller.join();
+  finish_pool(pool, all);
+  EXPECT_EQ(completions.load(), n);
+  std::size_t not_once = 0;
+  for (auto& c : calls)
+    if (c.load() != 1)
+      ++not_once;
+  EXPECT_EQ(not_once, 0u);
 }

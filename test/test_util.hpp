@@ -10,8 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstdlib>
 #include <exception>
 #include <functional>
+#include <thread>
 
 namespace arc_test {
 
@@ -58,6 +61,40 @@ void run_task(boost::asio::io_context& ctx, Awaitable body)
   run_until(ctx, [&] { return done; });
   if (failure)
     std::rethrow_exception(failure);
+}
+
+
+// --- Regression tests: core second pass (issue 5) ---
+
+// Wait, on a thread that runs no io_context, until @p done() holds; fail the
+// test and return false if that takes longer than hang_limit.
+inline bool wait_until(const std::function<bool()>& done)
+{
+  const auto deadline = std::chrono::steady_clock::now() + hang_limit;
+  while (!done())
+  {
+    if (std::chrono::steady_clock::now() > deadline)
+    {
+      ADD_FAILURE() << "hung: the condition did not hold within " << hang_limit.count() << "s";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// The size of a stress test: @p n, divided by 10 under a sanitizer (they slow
+// everything by 5-20x), and scaled by the environment variable
+// ARC_TEST_STRESS_PERCENT (e.g. 10 for a tenth, 1000 for ten times) if set.
+inline std::size_t stress(std::size_t n)
+{
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  n = n / 10 ? n / 10 : 1;
+#endif
+  if (const char* pct = std::getenv("ARC_TEST_STRESS_PERCENT"))
+    if (const long p = std::strtol(pct, nullptr, 10); p > 0)
+      n = n * static_cast<std::size_t>(p) / 100 ? n * static_cast<std::size_t>(p) / 100 : 1;
+  return n;
 }
 
 } // namespace arc_test
