@@ -659,18 +659,25 @@ TEST(co_spawn, an_executor_captured_in_a_task_runs_no_task_after_the_task_ended)
   EXPECT_FALSE(in_task);
 }
 
-// Defect 4: a foreign-thread cancel of a task inside with_timeout.
+// Defect 4: a foreign-thread cancel of a task inside with_timeout, through the
+// source it is bound to or through its own source (this_task::source()).
 TEST(co_spawn_concurrency, a_task_inside_with_timeout_cancelled_from_a_foreign_thread_sees_the_reason_without_a_race)
 {
-  const std::size_t rounds = arc_test::stress(100);
+  const std::size_t rounds = arc_test::stress(300);
   for (std::size_t round = 0; round < rounds; ++round)
   {
+    // 0: the bound source, at once; 1: the bound source, once the body waits;
+    // 2: the task's own source, as with_timeout starts the body.
+    const int mode = static_cast<int>(round % 3);
     asio::io_context ctx;
     arc::cancel_source src;
-    std::atomic<bool> started{false}, done{false};
+    arc::cancel_source own; // written before `own_ready` is set
+    std::atomic<bool> own_ready{false}, started{false}, done{false};
     arc::cancel_reason body_saw;
     std::exception_ptr outcome;
     auto task = [&]() -> asio::awaitable<void> {
+      own = arc::this_task::source();
+      own_ready = true;
       co_await arc::with_timeout(1h, [&]() -> asio::awaitable<void> {
         asio::steady_timer t(co_await asio::this_coro::executor, 1h);
         started = true;
@@ -691,13 +698,22 @@ TEST(co_spawn_concurrency, a_task_inside_with_timeout_cancelled_from_a_foreign_t
     }));
     std::thread runner([&] { arc_test::run_until(ctx, [&] { return done.load(); }); });
     const auto R = arc::reason::user("from afar");
-    if (round % 2 == 0)
+    if (mode == 1)
       arc_test::wait_until([&] { return started.load(); });
-    src.cancel(R);
+    if (mode == 2)
+    {
+      arc_test::wait_until([&] { return own_ready.load(); });
+      // Spread the cancel over the body's start (no timing is asserted).
+      for (std::size_t k = 0, spin = (round * 7919) % 20000; k < spin; ++k)
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      own.cancel(R);
+    }
+    else
+      src.cancel(R);
     runner.join();
-    ASSERT_TRUE(done.load());
-    EXPECT_EQ(body_saw, R);
-    EXPECT_TRUE(is_cancellation(outcome));
+    ASSERT_TRUE(done.load()) << "mode " << mode;
+    EXPECT_EQ(body_saw, R) << "mode " << mode;
+    EXPECT_TRUE(is_cancellation(outcome)) << "mode " << mode;
   }
 }
 
