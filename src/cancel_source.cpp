@@ -376,36 +376,52 @@ cancel_source::slot_type cancel_source::slot() const
   return slot_type(node);
 }
 
-cancel_source::slot_type::slot_type(const slot_type& other) noexcept : slot_(other.slot_)
+cancel_source::slot_type::slot_type(const slot_type& other) : slot_(other.slot_)
 {
   if (auto* n = slot_.node())
   {
+    binding_ = other.binding_ ? other.binding_ : new binding{};
+    if (other.binding_)
+      binding_->refs.add();
     n->add_ref();
     n->add_slot_ref();
   }
 }
 
-cancel_source::slot_type::slot_type(slot_type&& other) noexcept : slot_(other.slot_)
+cancel_source::slot_type::slot_type(slot_type&& other) : slot_(other.slot_)
 {
+  // Moving the slot() object itself (not a binding) starts a binding too.
+  binding_ = other.binding_ || !slot_.node() ? std::exchange(other.binding_, nullptr)
+                                             : new binding{};
   other.slot_ = detail::node_slot();
 }
 
 cancel_source::slot_type& cancel_source::slot_type::operator=(slot_type other) noexcept
 {
   std::swap(slot_, other.slot_);
+  std::swap(binding_, other.binding_);
   return *this;
 }
 
-cancel_source::slot_type::~slot_type()
+void cancel_source::slot_type::drop() noexcept
 {
-  if (auto* n = slot_.node())
+  auto* n = slot_.node();
+  if (!n)
+    return;
+  if (binding_ && binding_->refs.release())
   {
-    // The last copy is gone with the operation's handler: make sure no later
-    // emit reaches the handler the operation left installed.
-    if (n->release_slot_ref())
-      n->disarm();
-    n->release();
+    n->owner_gone(binding_);
+    delete binding_;
   }
+  binding_ = nullptr;
+  // The last copy is gone with the operation's handler: make sure no later
+  // emit reaches the handler the operation left installed.
+  if (n->release_slot_ref())
+    n->disarm();
+  n->release();
+  slot_ = detail::node_slot();
 }
+
+cancel_source::slot_type::~slot_type() { drop(); }
 
 } // namespace arc

@@ -201,21 +201,30 @@ private:
 /**
  * Copies share one node. Besides Asio's members it offers reason(): the
  * reason of the last emit that reached the installed handler.
+ *
+ * Binding two operations through one slot() object is a misuse (the second
+ * replaces the first's handler, so only the second is cancelled), but it is
+ * safe: each copy taken from the slot() object is a binding, and the handler
+ * an operation installed through its binding is removed when that binding's
+ * last copy (held by the operation's handler) is gone. A cancel never
+ * reaches a completed operation's handler.
  */
 class cancel_source::slot_type
 {
 public:
   /// A slot that is not connected.
   slot_type() noexcept = default;
-  slot_type(const slot_type& other) noexcept;
-  slot_type(slot_type&& other) noexcept;
+  /// A copy of the slot returned by slot() starts a new binding (see below).
+  slot_type(const slot_type& other);
+  slot_type(slot_type&& other);
   slot_type& operator=(slot_type other) noexcept;
   ~slot_type();
 
   template <typename CancellationHandler, typename... Args>
   CancellationHandler& emplace(Args&&... args)
   {
-    return slot_.template emplace<CancellationHandler>(std::forward<Args>(args)...);
+    return slot_.node()->template emplace_owned<CancellationHandler>(
+        binding_, std::forward<Args>(args)...);
   }
 
   template <typename CancellationHandler>
@@ -241,7 +250,19 @@ public:
   /// @endcond
 
 private:
+  void drop() noexcept;
+
   detail::node_slot slot_;
+  // Copies made from the slot() object itself are bindings (one per bound
+  // operation, as asio::bind_cancellation_slot copies it); copies of a
+  // binding share it. A handler installed through a binding is removed when
+  // the binding's last copy is gone, so two operations bound through one
+  // slot() object never leave a completed operation's handler reachable.
+  struct binding
+  {
+    detail::ref_count refs;
+  };
+  binding* binding_ = nullptr;
 };
 
 } // namespace arc

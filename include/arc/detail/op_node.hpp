@@ -97,9 +97,11 @@ public:
       return;
     if (!reason_)
       reason_ = r;
+    if (pending_requests_ == 0)
+      next_ = r;
     latest_ = r;
     pending_ |= t;
-    pending_requests_ = true;
+    ++pending_requests_;
   }
 
   // Deliver @p r and @p t now, on this thread; the caller is on the
@@ -118,13 +120,19 @@ public:
     {
       if (!armed_ || !open_ || calling_ || !pending_requests_ || !handler_.has_handler())
         return;
-      // Every request is delivered (a task behind this node counts them),
-      // with the union of the types so far.
+      // Every request is delivered, in order (a task behind this node counts
+      // them and records their reasons), with the union of the types so far.
+      // Requests that queued up while the node could not deliver are
+      // coalesced into the first and the last of them.
       const auto all = delivered_ | pending_;
       pending_ = asio::cancellation_type::none;
-      pending_requests_ = false;
       delivered_ = all;
-      current_ = latest_;
+      current_ = std::move(next_);
+      if (--pending_requests_ != 0)
+      {
+        pending_requests_ = 1;
+        next_ = latest_;
+      }
       calling_ = true;
       caller_ = std::this_thread::get_id();
       lock.unlock();
@@ -146,15 +154,29 @@ public:
   template <typename Handler, typename... Args>
   Handler& emplace(Args&&... args)
   {
+    return emplace_owned<Handler>(nullptr, std::forward<Args>(args)...);
+  }
+
+  // Install a handler on behalf of @p owner (a cancel_source::slot_type
+  // binding): when the owner's last copy is gone, so is the handler, if it
+  // is still the one installed (see owner_gone).
+  template <typename Handler, typename... Args>
+  Handler& emplace_owned(const void* owner, Args&&... args)
+  {
     std::unique_lock lock(lock_);
     wait_for_other_caller(lock);
     Handler& h = handler_.template emplace<Handler>(std::forward<Args>(args)...);
+    owner_ = owner;
     // Level-triggered: a new handler (a composed operation's next step, or
     // the next operation on a reused slot) gets what the last one was given.
     if (delivered_ != asio::cancellation_type::none)
     {
       pending_ |= std::exchange(delivered_, asio::cancellation_type::none);
-      pending_requests_ = true;
+      if (pending_requests_ == 0)
+      {
+        pending_requests_ = 1;
+        next_ = reason_;
+      }
     }
     const bool post = open_ && !calling_ && pending_requests_;
     lock.unlock();
@@ -168,6 +190,22 @@ public:
     std::unique_lock lock(lock_);
     wait_for_other_caller(lock);
     handler_.clear();
+    owner_ = nullptr;
+  }
+
+  // The operation that installed the current handler through @p owner has
+  // completed (its handler, holding the owner's last copy, is gone): Asio's
+  // leaf operations leave their handler installed, and it must not be
+  // reached once its I/O object may be destroyed.
+  void owner_gone(const void* owner) noexcept
+  {
+    std::unique_lock lock(lock_);
+    wait_for_other_caller(lock);
+    if (owner_ == owner)
+    {
+      handler_.clear();
+      owner_ = nullptr;
+    }
   }
 
   bool has_handler() noexcept
@@ -203,7 +241,7 @@ public:
       wait_for_other_caller(lock);
       armed_ = false;
       pending_ = asio::cancellation_type::none;
-      pending_requests_ = false;
+      pending_requests_ = 0;
       handler_.clear();
     }
     if (source_ && linked_)
@@ -277,11 +315,13 @@ private:
   bool armed_ = true;
   bool open_ = false;
   bool calling_ = false;
-  bool pending_requests_ = false;
+  std::size_t pending_requests_ = 0;
   asio::cancellation_type_t pending_ = asio::cancellation_type::none;
   asio::cancellation_type_t delivered_ = asio::cancellation_type::none;
   std::thread::id caller_;
+  const void* owner_ = nullptr; // see emplace_owned
   cancel_reason reason_;  // the first
+  cancel_reason next_;    // the first one not yet delivered
   cancel_reason latest_;  // the last one requested
   cancel_reason current_; // the one being delivered
   handler_storage handler_;
