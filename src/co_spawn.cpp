@@ -9,18 +9,6 @@
 namespace arc {
 namespace detail {
 
-task_state*& current_task() noexcept
-{
-  thread_local task_state* task = nullptr;
-  return task;
-}
-
-task_state*& held_task() noexcept
-{
-  thread_local task_state* task = nullptr;
-  return task;
-}
-
 task_state::task_state(std::size_t history_limit, asio::any_io_executor ex, task_state* owner)
   : source_state(history_limit, std::move(ex)), owner_(owner)
 {
@@ -56,22 +44,17 @@ void task_state::destroy_self() noexcept
   asio::recycling_allocator<task_state>().deallocate(this, 1);
 }
 
-bool task_state::try_acquire() noexcept
-{
-  bool expected = false;
-  return held_.compare_exchange_strong(expected, true, std::memory_order_seq_cst);
-}
-
 void task_state::submit(op_node* n, bool never_inline)
 {
   if (!n->serial_queued_.exchange(true, std::memory_order_acq_rel))
   {
     // The queue owns one reference to each node in it.
     n->add_ref();
-    op_node* head = queue_.load(std::memory_order_relaxed);
+    std::uintptr_t s = state_.load(std::memory_order_relaxed);
     do
-      n->serial_next_ = head;
-    while (!queue_.compare_exchange_weak(head, n, std::memory_order_seq_cst));
+      n->serial_next_ = reinterpret_cast<op_node*>(s & ~held_bit);
+    while (!state_.compare_exchange_weak(s, reinterpret_cast<std::uintptr_t>(n) | (s & held_bit),
+        std::memory_order_release, std::memory_order_relaxed));
   }
   // Else it is queued already: its delivery takes whatever is pending then.
 
@@ -113,7 +96,14 @@ void task_state::release_and_deliver(std::exception_ptr& error) noexcept
 {
   for (;;)
   {
-    op_node* list = queue_.exchange(nullptr, std::memory_order_seq_cst);
+    std::uintptr_t s = held_bit;
+    // Let go if nothing was queued; a node queued meanwhile makes this fail.
+    if (state_.compare_exchange_strong(s, 0, std::memory_order_release,
+            std::memory_order_relaxed))
+      return;
+    // Take the queue, still holding the task, and deliver it.
+    auto* list = reinterpret_cast<op_node*>(
+        state_.exchange(held_bit, std::memory_order_acquire) & ~held_bit);
     while (list)
     {
       op_node* n = list;
@@ -130,11 +120,6 @@ void task_state::release_and_deliver(std::exception_ptr& error) noexcept
       }
       n->release();
     }
-    held_.store(false, std::memory_order_seq_cst);
-    // An emit queued after the exchange but before the store found the task
-    // held and left its delivery to this thread.
-    if (!queue_.load(std::memory_order_seq_cst) || !try_acquire())
-      return;
   }
 }
 

@@ -98,13 +98,17 @@ public:
   {
     if (!handler_)
       return;
-    struct end_call
-    {
-      handler_storage* s;
-      ~end_call() { s->end_call(); }
-    } guard{this};
     running_ = handler_;
-    running_->call(type);
+    try
+    {
+      running_->call(type);
+    }
+    catch (...)
+    {
+      end_call();
+      throw;
+    }
+    end_call();
   }
 
   bool calling() const noexcept { return running_ != nullptr; }
@@ -127,8 +131,13 @@ private:
   void end_call() noexcept
   {
     running_ = nullptr;
-    if (auto* r = std::exchange(retired_, nullptr))
-      r->destroy();
+    if (retired_) [[unlikely]]
+      destroy_retired();
+  }
+
+  void destroy_retired() noexcept
+  {
+    std::exchange(retired_, nullptr)->destroy();
     free_block(retired_block_);
   }
 

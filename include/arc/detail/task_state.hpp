@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <utility>
 
@@ -15,20 +16,27 @@ namespace arc::detail {
 
 class task_state;
 
-// The task whose code runs on this thread right now, or null. Set by the
-// task executor (task_executor.hpp); defined in src/co_spawn.cpp so that
-// there is one variable per program.
-task_state*& current_task() noexcept;
+// This thread's tasks: the one whose code runs here now, and the one this
+// thread holds (see task_state). Set by the task executor. Trivial, so the
+// thread_local needs no guard; an inline variable, so there is one per
+// program.
+struct thread_tasks
+{
+  task_state* current = nullptr;
+  task_state* held = nullptr;
+};
 
-// The task this thread holds exclusively (see task_state), or null.
-task_state*& held_task() noexcept;
+inline thread_local thread_tasks this_thread_tasks;
+
+inline task_state*& current_task() noexcept { return this_thread_tasks.current; }
+inline task_state*& held_task() noexcept { return this_thread_tasks.held; }
 
 // A coroutine started by arc::co_spawn: its source, and the serialisation of
 // its emits with its resumptions.
 //
 // Serialisation argument. Every resumption of the coroutine runs through
 // the task executor, whose invoker holds the task exclusively while it runs
-// (held_); so does every delivery of an emit to an operation the coroutine
+// (state_); so does every delivery of an emit to an operation the coroutine
 // awaits (its nodes are routed here). Holding is a flag, not a lock: a
 // thread that finds the task held never waits for it. An emit queues its
 // node and returns, and the holder delivers the queue when it lets go, on
@@ -52,7 +60,15 @@ public:
   // emit_serializer
   void submit(op_node* n, bool never_inline) override;
 
-  bool try_acquire() noexcept;
+  bool try_acquire() noexcept
+  {
+    std::uintptr_t s = state_.load(std::memory_order_relaxed);
+    while (!(s & held_bit))
+      if (state_.compare_exchange_weak(s, s | held_bit, std::memory_order_acquire,
+              std::memory_order_relaxed))
+        return true;
+    return false;
+  }
   // Deliver what was queued while held, then let go; repeat if more was
   // queued meanwhile and the task is free.
   // Exceptions thrown by cancellation handlers are collected in @p error
@@ -78,8 +94,11 @@ private:
   ~task_state() override;
   void destroy_self() noexcept override;
 
-  std::atomic<bool> held_{false};
-  std::atomic<op_node*> queue_{nullptr};
+  // One word: whether the task is held (bit 0), and the head of the queue
+  // of nodes with an emit to deliver (the rest). Acquiring and letting go of
+  // an idle task are one compare-exchange each.
+  static constexpr std::uintptr_t held_bit = 1;
+  std::atomic<std::uintptr_t> state_{0};
   task_state* owner_; // strong reference, or null
 };
 
