@@ -24,7 +24,7 @@ class cancel_after_t
 {
 public:
   /// @cond INTERNAL
-  typename Clock::duration timeout_;
+  typename Clock::duration expiry_;
   cancel_reason reason_;
   std::source_location where_;
   CompletionToken token_;
