@@ -10,7 +10,10 @@
 #include <boost/asio/experimental/use_promise.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,6 +26,10 @@
 #include <boost/asio/system_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+
+#include <memory>
+#include <optional>
+#include <thread>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -50,6 +57,106 @@ struct silent_peer
   char buf[16];
   silent_peer() { asio::local::connect_pair(a, b); }
 };
+
+// An operation with an I/O executor that, when cancelled, records the thread
+// its cancellation handler ran on and completes with the bare
+// asio::error::operation_aborted enum, not an error_code.
+struct enum_completing_op
+{
+  using executor_type = asio::io_context::executor_type;
+  executor_type ex;
+  std::thread::id* cancelled_on;
+
+  executor_type get_executor() const noexcept { return ex; }
+
+  template <typename Handler>
+  void operator()(Handler&& h) const
+  {
+    auto slot = asio::get_associated_cancellation_slot(h);
+    auto held = std::make_shared<std::optional<std::decay_t<Handler>>>(std::forward<Handler>(h));
+    slot.assign([held, ex = ex, on = cancelled_on](asio::cancellation_type_t) {
+      *on = std::this_thread::get_id();
+      asio::post(ex, [held] { std::move(**held)(asio::error::operation_aborted); });
+    });
+  }
+};
+
+template <typename Token>
+auto async_enum_op(asio::io_context& ctx, std::thread::id& cancelled_on, Token&& token)
+{
+  return asio::async_initiate<Token, void(error_code)>(
+      enum_completing_op{ctx.get_executor(), &cancelled_on}, token);
+}
+
+// Counts what a handler's associated allocator hands out, and what is live.
+struct alloc_count
+{
+  int allocations = 0;
+  int live = 0;
+};
+
+template <typename T>
+struct counting_allocator
+{
+  using value_type = T;
+  alloc_count* count;
+
+  explicit counting_allocator(alloc_count* c) noexcept : count(c) {}
+  template <typename U>
+  counting_allocator(const counting_allocator<U>& o) noexcept : count(o.count)
+  {
+  }
+
+  T* allocate(std::size_t n)
+  {
+    ++count->allocations;
+    ++count->live;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n)
+  {
+    --count->live;
+    std::allocator<T>().deallocate(p, n);
+  }
+
+  template <typename U>
+  bool operator==(const counting_allocator<U>& o) const noexcept
+  {
+    return count == o.count;
+  }
+};
+
+asio::awaitable<void> sleep_for_an_hour()
+{
+  asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+asio::awaitable<int> sleep_for_an_hour_then_return_1()
+{
+  co_await sleep_for_an_hour();
+  co_return 1;
+}
+
+// The code and reason of the cancelled_error @p e holds; fails the test otherwise.
+std::pair<error_code, arc::cancel_reason> cancelled_error_in(std::exception_ptr e)
+{
+  try
+  {
+    if (e)
+      std::rethrow_exception(e);
+    ADD_FAILURE() << "no exception";
+  }
+  catch (const arc::cancelled_error& x)
+  {
+    return {x.code(), x.reason()};
+  }
+  catch (const std::exception& x)
+  {
+    ADD_FAILURE() << "not a cancelled_error: " << x.what();
+  }
+  return {};
+}
 
 } // namespace
 
@@ -392,4 +499,183 @@ TEST(with_timeout, an_enclosing_timeout_is_converted_by_the_enclosing_with_timeo
   EXPECT_EQ(outer_code, arc::error::timed_out);
   EXPECT_EQ(body_saw, outer_reason);
   EXPECT_EQ(arc::to_string(outer_reason).rfind("timeout (deadline 10ms)", 0), 0u) << outer_reason;
+}
+
+// Defect 7
+TEST(cancel_after, a_nested_timeout_that_fires_first_reaches_with_reason)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  arc::cancel_source src;
+  error_code result;
+  arc::cancel_reason why;
+  t.async_wait(arc::cancel_after(1ms, arc::cancel_after(1000h,
+      arc::with_reason(src, [&](error_code ec, arc::cancel_reason r) {
+        result = ec;
+        why = r;
+      }))));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_EQ(why.kind(), arc::reason_kind::timeout);
+  EXPECT_EQ(arc::to_string(why).rfind("timeout (deadline 1ms)", 0), 0u) << why;
+}
+
+TEST(cancel_after, a_nested_timeout_that_fires_first_inside_reaches_with_reason)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  arc::cancel_source src;
+  error_code result;
+  arc::cancel_reason why;
+  t.async_wait(arc::cancel_after(1000h, arc::cancel_after(1ms,
+      arc::with_reason(src, [&](error_code ec, arc::cancel_reason r) {
+        result = ec;
+        why = r;
+      }))));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_EQ(arc::to_string(why).rfind("timeout (deadline 1ms)", 0), 0u) << why;
+}
+
+// Defect 10
+TEST(cancel_after, a_completion_with_the_operation_aborted_enum_is_converted_by_signature)
+{
+  asio::io_context ctx;
+  std::thread::id cancelled_on;
+  error_code result;
+  async_enum_op(ctx, cancelled_on, arc::cancel_after(5ms, [&](error_code ec) { result = ec; }));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+}
+
+TEST(cancel_after, a_timed_out_asio_co_spawn_completes_with_a_cancelled_error)
+{
+  asio::io_context ctx;
+  std::exception_ptr got;
+  bool done = false;
+  asio::co_spawn(ctx, sleep_for_an_hour(), arc::cancel_after(10ms, [&](std::exception_ptr e) {
+    got = e;
+    done = true;
+  }));
+  arc_test::run_until(ctx, [&] { return done; });
+  auto [code, why] = cancelled_error_in(got);
+  EXPECT_EQ(code, arc::error::timed_out);
+  EXPECT_EQ(arc::to_string(why).rfind("timeout (deadline 10ms)", 0), 0u) << why;
+}
+
+TEST(cancel_after, a_timed_out_asio_co_spawn_with_a_value_completes_with_a_cancelled_error)
+{
+  asio::io_context ctx;
+  std::exception_ptr got;
+  bool done = false;
+  asio::co_spawn(ctx, sleep_for_an_hour_then_return_1(),
+      arc::cancel_after(10ms, [&](std::exception_ptr e, int) {
+        got = e;
+        done = true;
+      }));
+  arc_test::run_until(ctx, [&] { return done; });
+  EXPECT_EQ(cancelled_error_in(got).first, arc::error::timed_out);
+}
+
+TEST(cancel_after, a_timed_out_arc_co_spawn_completes_with_a_cancelled_error_and_the_reason)
+{
+  asio::io_context ctx;
+  std::exception_ptr got;
+  arc::cancel_reason task_saw;
+  bool done = false;
+  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await sleep_for_an_hour();
+    }
+    catch (const boost::system::system_error&)
+    {
+      task_saw = arc::this_task::reason();
+      throw;
+    }
+  }(), arc::cancel_after(10ms, [&](std::exception_ptr e) {
+    got = e;
+    done = true;
+  }));
+  arc_test::run_until(ctx, [&] { return done; });
+  auto [code, why] = cancelled_error_in(got);
+  EXPECT_EQ(code, arc::error::timed_out);
+  EXPECT_EQ(why.kind(), arc::reason_kind::timeout);
+  EXPECT_EQ(task_saw, why);
+}
+
+TEST(cancel_after, an_exception_other_than_a_cancellation_is_not_converted)
+{
+  asio::io_context ctx;
+  std::exception_ptr got;
+  asio::co_spawn(ctx, []() -> asio::awaitable<void> {
+    try
+    {
+      co_await sleep_for_an_hour();
+    }
+    catch (const boost::system::system_error&)
+    {
+      throw std::logic_error("cleanup failed");
+    }
+  }(), arc::cancel_after(5ms, [&](std::exception_ptr e) { got = e; }));
+  ctx.run();
+  EXPECT_THROW(std::rethrow_exception(got), std::logic_error);
+}
+
+// Defect 5
+TEST(cancel_after, the_timer_runs_on_the_io_executor_even_when_the_handler_has_another)
+{
+  asio::io_context ctx;
+  std::thread::id cancelled_on;
+  // use_future's handler has an associated executor of its own; the timer
+  // must not run on the system context's threads because of it.
+  std::future<void> f = async_enum_op(ctx, cancelled_on, arc::cancel_after(5ms, asio::use_future));
+  arc_test::run_until(ctx, [&] { return f.wait_for(0s) == std::future_status::ready; });
+  EXPECT_EQ(cancelled_on, std::this_thread::get_id());
+  try
+  {
+    f.get();
+    FAIL() << "the future should hold the timeout";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), arc::error::timed_out);
+  }
+}
+
+TEST(cancel_after, allocates_through_the_handlers_allocator_and_frees_before_the_handler_runs)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  alloc_count count;
+  int live_in_handler = -1;
+  error_code result;
+  t.async_wait(arc::cancel_after(5ms, asio::bind_allocator(counting_allocator<void>(&count),
+      [&](error_code ec) {
+        result = ec;
+        live_in_handler = count.live;
+      })));
+  ctx.run();
+  EXPECT_EQ(result, arc::error::timed_out);
+  EXPECT_GT(count.allocations, 0);
+  EXPECT_EQ(live_in_handler, 0);
+  EXPECT_EQ(count.live, 0);
+}
+
+TEST(cancel_after, an_operation_that_finishes_first_frees_everything_before_its_handler_runs)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1ms);
+  alloc_count count;
+  int live_in_handler = -1;
+  error_code result = asio::error::would_block;
+  t.async_wait(arc::cancel_after(1h, asio::bind_allocator(counting_allocator<void>(&count),
+      [&](error_code ec) {
+        result = ec;
+        live_in_handler = count.live;
+      })));
+  ctx.run();
+  EXPECT_FALSE(result);
+  EXPECT_EQ(live_in_handler, 0);
+  EXPECT_EQ(count.live, 0);
 }

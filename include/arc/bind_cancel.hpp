@@ -65,6 +65,14 @@ public:
  *
  * @par Thread Safety
  * The source may be cancelled from any thread.
+ *
+ * @par Example
+ * From test/beast.cpp:
+ * @code
+ * http::async_write(p.client, req, arc::bind_cancel(src, [&](error_code ec, std::size_t) {
+ *   wrote = ec; // operation_aborted once src.cancel(reason) reached it
+ * }));
+ * @endcode
  */
 template <typename CompletionToken>
 bind_cancel_t<std::decay_t<CompletionToken>> bind_cancel(cancel_source source,
@@ -101,6 +109,15 @@ public:
  *
  * @par Thread Safety
  * The source may be cancelled from any thread.
+ *
+ * @par Example
+ * From test/beast.cpp:
+ * @code
+ * http::async_read(p.server, p.buffer, p.request,
+ *     arc::with_reason(src, [&](error_code ec, std::size_t, arc::cancel_reason r) {
+ *       // after src.cancel(R): ec == operation_aborted, r == R
+ *     }));
+ * @endcode
  */
 template <typename CompletionToken>
 with_reason_t<std::decay_t<CompletionToken>> with_reason(cancel_source source,

@@ -24,7 +24,7 @@ class cancel_after_t
 {
 public:
   /// @cond INTERNAL
-  typename Clock::duration timeout_;
+  typename Clock::duration expiry_;
   cancel_reason reason_;
   std::source_location where_;
   CompletionToken token_;
@@ -57,9 +57,17 @@ public:
  *
  * @par Completion Signature
  * That of the operation. If the deadline fired first and the operation
- * completed with a cancellation error, the leading error_code is replaced by
- * arc::error::timed_out (still equal to errc::operation_canceled). The reason
- * is reason::timeout(deadline); it reaches arc::with_reason's appended reason.
+ * completed with a cancellation, the completion says timed_out instead, read
+ * by the signature's first argument type:
+ * - an error code (anything convertible to boost::system::error_code,
+ *   whatever the operation passed: an error_code or Asio's bare error enum)
+ *   becomes arc::error::timed_out (still equal to errc::operation_canceled);
+ * - a std::exception_ptr holding a system_error with a cancellation code (a
+ *   coroutine's, from asio::co_spawn or arc::co_spawn) becomes one holding
+ *   arc::cancelled_error with code arc::error::timed_out and the reason.
+ *
+ * The reason is reason::timeout(deadline); it reaches arc::with_reason's
+ * appended reason, through any number of nested cancel_after adapters.
  *
  * @par Per-Operation Cancellation
  * The operation sees a slot owned by arc. On expiry it is emitted with
@@ -68,11 +76,30 @@ public:
  * enclosing coroutine) passes through unchanged: the operation completes with
  * operation_aborted and that request's reason.
  *
+ * @par Executors and Allocation
+ * As Asio's cancel_after: the timer is an I/O object on the operation's I/O
+ * executor (the initiation's get_executor()), and its expiry, like the
+ * operation's own steps, runs on the handler's associated executor. An
+ * initiation without an executor (Beast 1.81's) leaves the handler's
+ * associated executor; a handler without one does not compile (bind one with
+ * asio::bind_executor). The state is one allocation from the handler's
+ * associated allocator, returned before the handler runs; the handler runs
+ * once both the operation and the timer's wait have completed.
+ *
  * @par Thread Safety
- * The timer runs on the operation's executor (the handler's associated
- * executor, else the initiation's). arc's own state is guarded, so an
- * executor that does not serialise (use_future's, a thread pool) is safe;
- * the operation itself follows Asio's rules.
+ * arc's own state is guarded, so an associated executor that does not
+ * serialise (use_future's, a thread pool) is safe; the operation itself
+ * follows Asio's rules.
+ *
+ * @par Example
+ * From test/cancel_after.cpp:
+ * @code
+ * asio::async_read(p.a, asio::buffer(p.buf),
+ *     arc::cancel_after(50ms, arc::with_reason(src,
+ *         [&](error_code ec, std::size_t, arc::cancel_reason r) {
+ *           // ec == arc::error::timed_out; r.kind() == arc::reason_kind::timeout
+ *         })));
+ * @endcode
  */
 template <typename Rep, typename Period, typename CompletionToken>
 cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
@@ -87,7 +114,18 @@ cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
     CompletionToken&& token);
 
 /// Cancel the operation if it has not completed by @p expiry.
-/** As cancel_after, with an absolute time on any clock Asio's timers accept. */
+/**
+ * As cancel_after, with an absolute time on any clock Asio's timers accept.
+ *
+ * @par Example
+ * From test/cancel_after.cpp:
+ * @code
+ * t.async_wait(arc::cancel_at(std::chrono::system_clock::now() + 10ms,
+ *     arc::with_reason(src, [&](error_code ec, arc::cancel_reason r) {
+ *       // ec == arc::error::timed_out; r.kind() == arc::reason_kind::timeout
+ *     })));
+ * @endcode
+ */
 template <typename Clock, typename Duration, typename CompletionToken>
 cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
     const std::chrono::time_point<Clock, Duration>& expiry, CompletionToken&& token,

@@ -3,14 +3,12 @@
 #define ARC_DETAIL_BOUND_HANDLER_HPP
 
 #include <arc/cancellation_signal.hpp>
+#include <arc/detail/initiation.hpp>
 #include <arc/detail/op_node.hpp>
 #include <arc/detail/task_executor.hpp>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/associator.hpp>
-#include <boost/asio/system_executor.hpp>
 
 #include <type_traits>
 #include <utility>
@@ -49,27 +47,6 @@ void note_reason(Slot& s, const cancel_reason& r) noexcept
 {
   if constexpr (requires { s.note_reason(r); })
     s.note_reason(r);
-}
-
-// --- Choosing where emits are delivered --------------------------------------
-
-template <typename Handler>
-inline constexpr bool has_associated_executor = !requires {
-  typename asio::associated_executor<Handler,
-      asio::system_executor>::asio_associated_executor_is_unspecialised;
-};
-
-// The operation's own executor if the initiation exposes one; else the
-// handler's associated executor; else the source's; else none (inline).
-template <typename Initiation, typename Handler>
-auto emit_executor(const Initiation& init, const Handler& h, source_state* src)
-{
-  if constexpr (requires { init.get_executor(); })
-    return asio::get_associated_executor(h, init.get_executor());
-  else if constexpr (has_associated_executor<Handler>)
-    return asio::get_associated_executor(h);
-  else
-    return src && src->executor() ? *src->executor() : asio::any_io_executor();
 }
 
 // --- Forwarding the handler's own slot ---------------------------------------
@@ -201,84 +178,6 @@ void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... a
   // Nothing reaches the operation before its initiating function returns.
   node->open();
 }
-
-// Wrapping initiations expose the inner one's executor_type, as Asio's own
-// initiations do: some tokens (use_promise) read it through associated_executor.
-template <typename Initiation>
-struct initiation_executor_base
-{
-};
-
-template <typename Initiation>
-  requires requires { typename Initiation::executor_type; }
-struct initiation_executor_base<Initiation>
-{
-  using executor_type = typename Initiation::executor_type;
-};
-
-// An initiation that binds the handler to a source, then runs the inner one.
-template <typename Initiation, bool AppendReason>
-class initiate_bound : public initiation_executor_base<Initiation>
-{
-public:
-  template <typename I>
-  initiate_bound(I&& init, source_state* src) : init_(std::forward<I>(init)), source_(src)
-  {
-    if (source_)
-      source_->add_ref();
-  }
-  initiate_bound(const initiate_bound& o) : init_(o.init_), source_(o.source_)
-  {
-    if (source_)
-      source_->add_ref();
-  }
-  initiate_bound(initiate_bound&& o) noexcept
-    : init_(std::move(o.init_)), source_(std::exchange(o.source_, nullptr))
-  {
-  }
-  ~initiate_bound()
-  {
-    if (source_)
-      source_->release();
-  }
-
-  template <typename I = Initiation>
-  auto get_executor() const noexcept -> decltype(std::declval<const I&>().get_executor())
-  {
-    return init_.get_executor();
-  }
-
-  template <typename Handler, typename... Args>
-  void operator()(Handler&& h, Args&&... args) &&
-  {
-    launch_bound<AppendReason>(std::move(init_), source_, std::forward<Handler>(h),
-        std::forward<Args>(args)...);
-  }
-
-  template <typename Handler, typename... Args>
-  void operator()(Handler&& h, Args&&... args) const&
-  {
-    launch_bound<AppendReason>(init_, source_, std::forward<Handler>(h),
-        std::forward<Args>(args)...);
-  }
-
-private:
-  Initiation init_;
-  source_state* source_;
-};
-
-// void(Args...) -> void(Args..., cancel_reason)
-template <typename Signature>
-struct append_reason_signature;
-
-template <typename R, typename... Args>
-struct append_reason_signature<R(Args...)>
-{
-  using type = R(Args..., cancel_reason);
-};
-
-template <typename Signature>
-using append_reason_signature_t = typename append_reason_signature<Signature>::type;
 
 } // namespace arc::detail
 

@@ -52,22 +52,6 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
 
 namespace detail {
 
-inline bool is_cancellation_exception(const std::exception_ptr& e) noexcept
-{
-  try
-  {
-    std::rethrow_exception(e);
-  }
-  catch (const boost::system::system_error& x)
-  {
-    return is_cancellation(x.code());
-  }
-  catch (...)
-  {
-    return false;
-  }
-}
-
 // The scope with_timeout runs its body in: it follows the calling task with
 // reasons unchanged, and the timeout cancels only it. Inside it,
 // this_task::source() is still the task's.
@@ -161,33 +145,19 @@ boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::dura
 template <typename CompletionToken, typename Clock, typename WaitTraits, typename... Signatures>
 struct boost::asio::async_result<arc::cancel_after_t<CompletionToken, Clock, WaitTraits>,
     Signatures...>
+  : arc::detail::adapter_async_result<
+        arc::detail::timeout_policy<Clock, WaitTraits, typename Clock::duration>, CompletionToken,
+        Signatures...>
 {
-  template <typename Initiation, typename RawToken, typename... Args>
-  static auto initiate(Initiation&& init, RawToken&& token, Args&&... args)
-  {
-    using init_type = arc::detail::initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits,
-        typename Clock::duration>;
-    return boost::asio::async_initiate<
-        arc::detail::like_const_t<RawToken, CompletionToken>, Signatures...>(
-        init_type(std::forward<Initiation>(init), token.timeout_, token.reason_, token.where_),
-        token.token_, std::forward<Args>(args)...);
-  }
 };
 
 template <typename CompletionToken, typename Clock, typename WaitTraits, typename... Signatures>
 struct boost::asio::async_result<arc::cancel_at_t<CompletionToken, Clock, WaitTraits>,
     Signatures...>
+  : arc::detail::adapter_async_result<
+        arc::detail::timeout_policy<Clock, WaitTraits, typename Clock::time_point>,
+        CompletionToken, Signatures...>
 {
-  template <typename Initiation, typename RawToken, typename... Args>
-  static auto initiate(Initiation&& init, RawToken&& token, Args&&... args)
-  {
-    using init_type = arc::detail::initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits,
-        typename Clock::time_point>;
-    return boost::asio::async_initiate<
-        arc::detail::like_const_t<RawToken, CompletionToken>, Signatures...>(
-        init_type(std::forward<Initiation>(init), token.expiry_, token.reason_, token.where_),
-        token.token_, std::forward<Args>(args)...);
-  }
 };
 
 #endif
