@@ -55,13 +55,15 @@ public:
  *
  * @par Per-Operation Cancellation
  * The operation sees a slot owned by arc. A request on @p source is emitted
- * with its type (terminal by default) on the operation's executor: the
- * handler's associated executor, else the initiation's get_executor(), else
- * the source's executor. If none is known, the emit runs on the cancelling
- * thread, as with a plain Asio signal. If @p source is already cancelled, the
- * emit is posted as soon as the operation installs its handler (with no
- * executor at all: delivered by this initiating function once the
- * operation's own initiation has returned).
+ * with the union of the types requested so far (terminal by default) on the
+ * operation's executor: the handler's associated executor, with the
+ * initiation's get_executor() as its fallback; with neither, the source's
+ * executor. If none is known, the emit runs on the delivering thread, as with
+ * a plain Asio signal. Nothing is delivered before this initiating function
+ * has returned: if @p source is already cancelled, or is cancelled during the
+ * initiation, the emit is posted right after it (with no executor at all:
+ * delivered by this initiating function once the operation's own initiation
+ * has returned).
  *
  * @par Thread Safety
  * The source may be cancelled from any thread.

@@ -34,16 +34,20 @@ struct cancel_source_options
  * - The first reason sticks: reason() never changes once set. Every request
  *   is counted by requests() and kept, up to a bound, in history().
  * - Level-triggered: once cancelled, it stays cancelled. An operation bound
- *   afterwards is cancelled as soon as it has installed its cancellation
- *   handler: the emit is posted to the operation's executor, never delivered
- *   inside the operation's own initiation. (If no executor is known at all,
- *   see below, arc's initiating function delivers it itself once the
- *   operation's initiation has returned.)
+ *   afterwards is cancelled as soon as its initiating function has returned:
+ *   the emit is posted to the operation's executor, never delivered inside
+ *   the initiation, whichever thread initiates. (If no executor is known at
+ *   all, arc's initiating function delivers it itself once the operation's
+ *   initiation has returned.)
  * - A request made from any thread is recorded at once. The emit to each bound
  *   operation runs on that operation's executor: the handler's associated
- *   executor, else the initiation's get_executor(), else the source's
- *   executor. Only when none of these exists does it run on the cancelling
- *   thread, as a plain Asio signal's emit would.
+ *   executor, with the initiation's get_executor() (the I/O executor) as its
+ *   fallback; with neither, the source's executor. Only when none exists does
+ *   it run on the delivering thread, as a plain Asio signal's emit would.
+ *   Inside an arc::co_spawn task, emits are delivered only while the
+ *   coroutine is suspended, on any executor.
+ * - Every request is delivered, as itself, with the union of the types so
+ *   far. No lock is held while cancellation handlers run.
  * - Destroying the last handle does not cancel anything: bound operations
  *   keep the state alive and complete normally.
  *
@@ -245,7 +249,7 @@ public:
 
   /// @cond INTERNAL
   explicit slot_type(detail::op_node* adopted) noexcept : slot_(adopted) {}
-  void note_reason(const cancel_reason& r) noexcept { slot_.note_reason(r); }
+  void explain_completion(const cancel_reason& r) noexcept { slot_.explain_completion(r); }
   detail::node_view view() const noexcept { return detail::node_view(slot_.node()); }
   /// @endcond
 

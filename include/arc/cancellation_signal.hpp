@@ -113,7 +113,7 @@ public:
   /// @cond INTERNAL
   // Lets an adapter (arc::cancel_after) say why the operation behind this slot
   // ended, when the cancellation reached it through another slot.
-  void note_reason(const cancel_reason& r) noexcept
+  void explain_completion(const cancel_reason& r) noexcept
   {
     if (signal_)
       signal_->reason_ = r;

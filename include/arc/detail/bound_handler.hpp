@@ -29,7 +29,7 @@ struct no_reason_view
 inline node_view reason_view(const node_slot& s) noexcept { return node_view(s.node()); }
 inline cancellation_slot reason_view(const cancellation_slot& s) noexcept { return s; }
 template <typename Slot>
-  requires requires(const Slot& s) { s.note_reason(cancel_reason()); }
+  requires requires(const Slot& s) { s.explain_completion(cancel_reason()); }
   && (!std::is_same_v<Slot, node_slot>) && (!std::is_same_v<Slot, cancellation_slot>)
 auto reason_view(const Slot& s) noexcept
 {
@@ -43,10 +43,10 @@ no_reason_view reason_view(const Slot&) noexcept
 
 // Tell an arc slot why its operation ended; a no-op for other slot types.
 template <typename Slot>
-void note_reason(Slot& s, const cancel_reason& r) noexcept
+void explain_completion(Slot& s, const cancel_reason& r) noexcept
 {
-  if constexpr (requires { s.note_reason(r); })
-    s.note_reason(r);
+  if constexpr (requires { s.explain_completion(r); })
+    s.explain_completion(r);
 }
 
 // --- Forwarding the handler's own slot ---------------------------------------

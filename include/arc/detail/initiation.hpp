@@ -26,14 +26,9 @@ inline constexpr bool has_associated_executor = !requires {
       asio::system_executor>::asio_associated_executor_is_unspecialised;
 };
 
-// Where an operation's emits are delivered. Asio runs the operation's own
-// steps on the handler's associated executor, with the I/O executor (the
-// initiation's get_executor()) as the candidate: for a composed operation on a
-// strand, that is the strand, so the emit cannot race the operation. An
-// initiation without an executor (Beast 1.81's, a user's lambda) leaves the
-// handler's own executor if it really has one, else the source's, else none:
-// the emit runs on the cancelling thread, as with a plain Asio signal. The
-// candidate is never left to Asio's default (see has_associated_executor).
+// Where an operation's emits are delivered: the rule is stated once, in
+// op_node.hpp. The candidate is never left to Asio's default (see
+// has_associated_executor).
 template <typename Initiation, typename Handler>
 auto emit_executor(const Initiation& init, const Handler& h, source_state* src)
 {

@@ -225,7 +225,7 @@ public:
 
   // Says why the operation ended when the request reached it another way
   // (arc::cancel_after's timeout). The first reason still sticks.
-  void note_reason(const cancel_reason& r) noexcept
+  void explain_completion(const cancel_reason& r) noexcept
   {
     std::lock_guard lock(lock_);
     if (!reason_)
@@ -480,10 +480,10 @@ public:
     return node_ ? node_->reason() : none;
   }
 
-  void note_reason(const cancel_reason& r) noexcept
+  void explain_completion(const cancel_reason& r) noexcept
   {
     if (node_)
-      node_->note_reason(r);
+      node_->explain_completion(r);
   }
 
   op_node* node() const noexcept { return node_; }

@@ -230,12 +230,12 @@ public:
         if constexpr (std::tuple_size_v<std::remove_reference_t<decltype(values)>> != 0)
           if (o == outcome::cancelled)
             report_timeout(std::get<0>(values), timeout_reason_);
-        detail::note_reason(own, timeout_reason_);
+        detail::explain_completion(own, timeout_reason_);
       }
       else if (const cancel_reason& r = reason())
         // An enclosing adapter noted why (a cancel_after around this one), or
         // a request came through the own slot: pass it on.
-        detail::note_reason(own, r);
+        detail::explain_completion(own, r);
     }
     timer_.cancel();
     finish_part(true);
