@@ -14,7 +14,8 @@ namespace arc::detail {
 class ref_count
 {
 public:
-  explicit ref_count(std::size_t initial = 1) noexcept : n_(initial) {}
+  ref_count() noexcept : n_(1) {}
+  explicit ref_count(std::size_t initial) noexcept : n_(initial) {}
 
   void add() noexcept { n_.fetch_add(1, std::memory_order_relaxed); }
 
