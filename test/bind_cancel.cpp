@@ -5,23 +5,20 @@
 #include <arc/error.hpp>
 
 #include "test_util.hpp"
-
-// On Boost 1.81 promise.hpp must come before use_promise.hpp.
-#include <boost/asio/experimental/promise.hpp>
-#include <boost/asio/experimental/use_promise.hpp>
+#include "token_kinds.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <future>
 #include <memory>
-#include <thread>
+#include <utility>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -56,18 +53,156 @@ struct fixture
 
 } // namespace
 
-TEST(bind_cancel, cancels_the_bound_operation_with_a_callback)
+// --- Every token kind (test/token_kinds.hpp) ---
+
+namespace {
+
+struct bind_cancel_adapter
+{
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture& f, Token&& token) const
+  {
+    return arc::bind_cancel(f.src, std::forward<Token>(token));
+  }
+};
+
+// R7: with_reason appends the reason, with every token kind.
+struct with_reason_adapter
+{
+  static constexpr bool appends_reason = true;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture& f, Token&& token) const
+  {
+    return arc::with_reason(f.src, std::forward<Token>(token));
+  }
+};
+
+template <typename Kind>
+class token_test : public ::testing::Test
+{
+protected:
+  arc_test::token_fixture f;
+  const arc::cancel_reason why = arc::reason::user("stop");
+  const arc::cancel_reason later = arc::reason::shutdown("a later request");
+};
+
+template <typename Kind>
+class bind_cancel_token : public token_test<Kind>
+{
+};
+template <typename Kind>
+class bind_cancel_reentrant_token : public token_test<Kind>
+{
+};
+template <typename Kind>
+class with_reason_token : public token_test<Kind>
+{
+};
+
+} // namespace
+
+TYPED_TEST_SUITE(bind_cancel_token, arc_test::all_token_kinds, arc_test::token_kind_name);
+TYPED_TEST_SUITE(bind_cancel_reentrant_token, arc_test::reentrant_token_kinds, arc_test::token_kind_name);
+TYPED_TEST_SUITE(with_reason_token, arc_test::all_token_kinds, arc_test::token_kind_name);
+
+TYPED_TEST(bind_cancel_token, cancelling_the_source_aborts_the_bound_operation)
+{
+  auto& f = this->f;
+  const auto got = TypeParam::run(f, bind_cancel_adapter{}, [&] { f.src.cancel(this->why); });
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, asio::error::operation_aborted);
+  EXPECT_EQ(got.ec, boost::system::errc::operation_canceled);
+}
+
+TYPED_TEST(bind_cancel_token, a_later_request_does_not_change_the_reason)
+{
+  auto& f = this->f;
+  bool first = false, second = true;
+  const auto got = TypeParam::run(f, bind_cancel_adapter{}, [&] {
+    first = f.src.cancel(this->why);
+    second = f.src.cancel(this->later); // before the operation's completion has run
+  });
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, asio::error::operation_aborted);
+  EXPECT_EQ(f.src.reason(), this->why);
+  EXPECT_EQ(f.src.requests(), 2u);
+}
+
+// The completion re-enters: it cancels its source again and starts a new
+// operation bound to it, which is cancelled at once (level-triggered), with
+// the first reason.
+TYPED_TEST(bind_cancel_reentrant_token, a_completion_may_cancel_again_and_start_a_new_bound_operation)
+{
+  auto& f = this->f;
+  asio::steady_timer second(f.ctx, 1h);
+  bool again_was_first = true;
+  int second_calls = 0;
+  error_code second_ec;
+  arc::cancel_reason second_reason;
+  const auto got = TypeParam::run(f, bind_cancel_adapter{}, [&] { f.src.cancel(this->why); }, [&] {
+    again_was_first = f.src.cancel(this->later);
+    second.async_wait(arc::with_reason(f.src, [&](error_code ec, arc::cancel_reason r) {
+      ++second_calls;
+      second_ec = ec;
+      second_reason = r;
+    }));
+  });
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(again_was_first);
+  EXPECT_EQ(second_calls, 1);
+  EXPECT_EQ(second_ec, asio::error::operation_aborted);
+  EXPECT_EQ(second_reason, this->why);
+  EXPECT_EQ(f.src.requests(), 2u);
+}
+
+TYPED_TEST(with_reason_token, appends_the_reason_the_source_was_cancelled_with)
+{
+  auto& f = this->f;
+  const auto got = TypeParam::run(f, with_reason_adapter{}, [&] { f.src.cancel(this->why); });
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, asio::error::operation_aborted);
+  EXPECT_EQ(got.ec, boost::system::errc::operation_canceled);
+  EXPECT_EQ(got.reason, this->why) << got.reason; // the same recorded event
+}
+
+TYPED_TEST(with_reason_token, a_later_request_does_not_change_the_reason)
+{
+  auto& f = this->f;
+  const auto got = TypeParam::run(f, with_reason_adapter{}, [&] {
+    f.src.cancel(this->why);
+    f.src.cancel(this->later); // before the operation's completion has run
+  });
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, asio::error::operation_aborted);
+  EXPECT_EQ(got.reason, this->why) << got.reason;
+  EXPECT_EQ(f.src.requests(), 2u);
+}
+
+// The use_future kind above uses the packaged-task form with with_reason,
+// because the plain form turns the error into an exception, and the reason
+// with it.
+TEST(with_reason, plain_use_future_turns_the_error_into_an_exception_and_drops_the_reason)
 {
   fixture f;
-  int calls = 0;
-  f.timer.async_wait(arc::bind_cancel(f.src, [&](error_code ec) {
-    ++calls;
-    EXPECT_EQ(ec, asio::error::operation_aborted);
-  }));
+  std::future<arc::cancel_reason> plain = f.timer.async_wait(arc::with_reason(f.src, asio::use_future));
   f.cancel_soon();
   f.ctx.run();
-  EXPECT_EQ(calls, 1);
+  try
+  {
+    plain.get();
+    FAIL() << "the future should hold operation_aborted";
+  }
+  catch (const boost::system::system_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+  }
 }
+
+// --- Other properties ---
 
 TEST(bind_cancel, leaves_a_completed_operation_untouched)
 {
@@ -111,40 +246,6 @@ TEST(bind_cancel, the_tokens_own_slot_is_released_when_the_operation_completes)
   EXPECT_FALSE(own.slot().has_handler());
 }
 
-TEST(bind_cancel, works_with_use_awaitable)
-{
-  fixture f;
-  error_code result;
-  arc_test::run_task(f.ctx, [&]() -> asio::awaitable<void> {
-    f.cancel_soon();
-    try
-    {
-      co_await f.timer.async_wait(arc::bind_cancel(f.src, asio::use_awaitable));
-    }
-    catch (const boost::system::system_error& e)
-    {
-      result = e.code();
-    }
-  }());
-  EXPECT_EQ(result, asio::error::operation_aborted);
-}
-
-// R7: with_reason appends the reason, with every token kind.
-TEST(with_reason, appends_the_reason_for_a_callback)
-{
-  fixture f;
-  arc::cancel_reason seen;
-  error_code result;
-  f.timer.async_wait(arc::with_reason(f.src, [&](error_code ec, arc::cancel_reason r) {
-    result = ec;
-    seen = r;
-  }));
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(result, asio::error::operation_aborted);
-  EXPECT_EQ(seen, f.why);
-}
-
 TEST(with_reason, appends_an_empty_reason_when_nothing_cancelled)
 {
   fixture f;
@@ -156,101 +257,6 @@ TEST(with_reason, appends_an_empty_reason_when_nothing_cancelled)
   }));
   f.ctx.run();
   EXPECT_TRUE(seen.empty());
-}
-
-TEST(with_reason, appends_the_reason_for_use_awaitable)
-{
-  fixture f;
-  arc::cancel_reason seen;
-  arc_test::run_task(f.ctx, [&]() -> asio::awaitable<void> {
-    f.cancel_soon();
-    auto [ec, r] = co_await f.timer.async_wait(arc::with_reason(f.src, asio::as_tuple(asio::use_awaitable)));
-    EXPECT_EQ(ec, asio::error::operation_aborted);
-    seen = r;
-  }());
-  EXPECT_EQ(seen, f.why);
-}
-
-TEST(with_reason, appends_the_reason_for_deferred)
-{
-  fixture f;
-  auto op = f.timer.async_wait(arc::with_reason(f.src, asio::deferred));
-  arc::cancel_reason seen;
-  std::move(op)([&](error_code ec, arc::cancel_reason r) {
-    EXPECT_EQ(ec, asio::error::operation_aborted);
-    seen = r;
-  });
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(seen, f.why);
-}
-
-TEST(with_reason, appends_the_reason_for_use_future)
-{
-  fixture f;
-  // Plain use_future turns the error into an exception, and the reason with it;
-  // the packaged-task form sees every argument.
-  std::future<arc::cancel_reason> fut = f.timer.async_wait(arc::with_reason(f.src,
-      asio::use_future([](error_code ec, arc::cancel_reason r) {
-        EXPECT_EQ(ec, asio::error::operation_aborted);
-        return r;
-      })));
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(fut.get(), f.why);
-
-  fixture g;
-  std::future<arc::cancel_reason> plain = g.timer.async_wait(arc::with_reason(g.src, asio::use_future));
-  g.cancel_soon();
-  g.ctx.run();
-  EXPECT_THROW(plain.get(), boost::system::system_error);
-}
-
-TEST(with_reason, appends_the_reason_for_as_tuple)
-{
-  fixture f;
-  std::tuple<error_code, arc::cancel_reason> got;
-  f.timer.async_wait(arc::with_reason(f.src, asio::as_tuple([&](auto t) { got = t; })));
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(std::get<0>(got), asio::error::operation_aborted);
-  EXPECT_EQ(std::get<1>(got), f.why);
-}
-
-TEST(with_reason, appends_the_reason_for_redirect_error)
-{
-  fixture f;
-  error_code ec;
-  arc::cancel_reason seen;
-  arc_test::run_task(f.ctx, [&]() -> asio::awaitable<void> {
-    f.cancel_soon();
-    seen = co_await f.timer.async_wait(
-        arc::with_reason(f.src, asio::redirect_error(asio::use_awaitable, ec)));
-  }());
-  EXPECT_EQ(ec, asio::error::operation_aborted);
-  EXPECT_EQ(seen, f.why);
-}
-
-TEST(with_reason, appends_the_reason_for_use_promise)
-{
-  fixture f;
-  auto p = f.timer.async_wait(arc::with_reason(f.src, asio::experimental::use_promise));
-  f.cancel_soon();
-  f.ctx.run();
-  // Boost 1.81's promise moves the arguments twice when a completion is
-  // already attached, so a non-trivial value would arrive moved-from; a
-  // completion attached once the result is stored receives it intact.
-  arc::cancel_reason seen;
-  int calls = 0;
-  p([&](error_code ec, arc::cancel_reason r) {
-    ++calls;
-    EXPECT_EQ(ec, asio::error::operation_aborted);
-    seen = r;
-  });
-  f.ctx.restart();
-  f.ctx.run();
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(seen, f.why);
 }
 
 TEST(with_reason, reports_unspecified_when_the_tokens_plain_slot_cancelled)
@@ -296,66 +302,6 @@ TEST(bind_cancel, a_destroyed_io_context_destroys_the_bound_handler_without_call
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(alive.use_count(), 1); // the handler was destroyed
   src.cancel(arc::reason::user("after the context"));
-}
-
-TEST(bind_cancel, works_with_deferred)
-{
-  fixture f;
-  auto op = f.timer.async_wait(arc::bind_cancel(f.src, asio::deferred));
-  error_code result;
-  std::move(op)([&](error_code ec) { result = ec; });
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(result, asio::error::operation_aborted);
-}
-
-TEST(bind_cancel, works_with_use_future)
-{
-  fixture f;
-  std::future<void> fut = f.timer.async_wait(arc::bind_cancel(f.src, asio::use_future));
-  f.cancel_soon();
-  f.ctx.run();
-  try
-  {
-    fut.get();
-    FAIL() << "the future should hold operation_aborted";
-  }
-  catch (const boost::system::system_error& e)
-  {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted);
-  }
-}
-
-TEST(bind_cancel, works_with_as_tuple)
-{
-  fixture f;
-  std::tuple<error_code> got;
-  f.timer.async_wait(arc::bind_cancel(f.src, asio::as_tuple([&](std::tuple<error_code> t) { got = t; })));
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(std::get<0>(got), asio::error::operation_aborted);
-}
-
-TEST(bind_cancel, works_with_redirect_error)
-{
-  fixture f;
-  error_code ec;
-  arc_test::run_task(f.ctx, [&]() -> asio::awaitable<void> {
-    f.cancel_soon();
-    co_await f.timer.async_wait(arc::bind_cancel(f.src, asio::redirect_error(asio::use_awaitable, ec)));
-  }());
-  EXPECT_EQ(ec, asio::error::operation_aborted);
-}
-
-TEST(bind_cancel, works_with_use_promise)
-{
-  fixture f;
-  auto p = f.timer.async_wait(arc::bind_cancel(f.src, asio::experimental::use_promise));
-  error_code result;
-  p([&](error_code ec) { result = ec; });
-  f.cancel_soon();
-  f.ctx.run();
-  EXPECT_EQ(result, asio::error::operation_aborted);
 }
 
 // --- Regression tests: core second pass (issue 5) ---

@@ -5,11 +5,8 @@
 #include <arc/co_spawn.hpp>
 
 #include "test_util.hpp"
+#include "token_kinds.hpp"
 
-#include <boost/asio/experimental/promise.hpp>
-#include <boost/asio/experimental/use_promise.hpp>
-
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -21,7 +18,6 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -30,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -282,53 +279,36 @@ TEST(cancel_at, cancels_at_a_system_clock_time_point)
   EXPECT_EQ(why.kind(), arc::reason_kind::timeout);
 }
 
-TEST(cancel_after, works_with_use_awaitable_and_redirect_error)
-{
-  asio::io_context ctx;
-  error_code thrown, redirected;
-  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
-    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-    try
-    {
-      co_await t.async_wait(arc::cancel_after(5ms, asio::use_awaitable));
-    }
-    catch (const boost::system::system_error& e)
-    {
-      thrown = e.code();
-    }
-    t.expires_after(1h);
-    co_await t.async_wait(arc::cancel_after(5ms, asio::redirect_error(asio::use_awaitable, redirected)));
-  }());
-  EXPECT_EQ(thrown, arc::error::timed_out);
-  EXPECT_EQ(redirected, arc::error::timed_out);
-}
+// Every token kind (test/token_kinds.hpp).
+namespace {
 
-TEST(cancel_after, works_with_deferred_as_tuple_use_future_and_use_promise)
+struct cancel_after_adapter
 {
-  asio::io_context ctx;
-  asio::steady_timer t1(ctx, 1h), t2(ctx, 1h), t3(ctx, 1h), t4(ctx, 1h);
-  error_code deferred_ec, tuple_ec, promise_ec;
-  auto op = t1.async_wait(arc::cancel_after(5ms, asio::deferred));
-  std::move(op)([&](error_code ec) { deferred_ec = ec; });
-  t2.async_wait(arc::cancel_after(5ms, asio::as_tuple([&](std::tuple<error_code> r) { tuple_ec = std::get<0>(r); })));
-  std::future<void> fut = t3.async_wait(arc::cancel_after(5ms, asio::use_future));
-  auto prom = t4.async_wait(arc::cancel_after(5ms, asio::experimental::use_promise));
-  ctx.run();
-  prom([&](error_code ec) { promise_ec = ec; });
-  ctx.restart();
-  ctx.run();
-  EXPECT_EQ(deferred_ec, arc::error::timed_out);
-  EXPECT_EQ(tuple_ec, arc::error::timed_out);
-  EXPECT_EQ(promise_ec, arc::error::timed_out);
-  try
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture&, Token&& token) const
   {
-    fut.get();
-    FAIL() << "the future should hold the timeout";
+    return arc::cancel_after(5ms, std::forward<Token>(token));
   }
-  catch (const boost::system::system_error& e)
-  {
-    EXPECT_EQ(e.code(), arc::error::timed_out);
-  }
+};
+
+template <typename Kind>
+class cancel_after_token : public ::testing::Test
+{
+protected:
+  arc_test::token_fixture f; // its timer waits 1 h: only the timeout ends it
+};
+
+} // namespace
+
+TYPED_TEST_SUITE(cancel_after_token, arc_test::all_token_kinds, arc_test::token_kind_name);
+
+TYPED_TEST(cancel_after_token, an_operation_past_its_timeout_completes_with_timed_out)
+{
+  const auto got = TypeParam::run(this->f, cancel_after_adapter{}, [] {});
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, arc::error::timed_out);
+  EXPECT_EQ(got.ec, boost::system::errc::operation_canceled);
 }
 
 TEST(with_timeout, a_body_past_its_deadline_is_cancelled_and_reported_as_timed_out)
