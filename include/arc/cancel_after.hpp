@@ -140,7 +140,8 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
 /// Run @p body; if it is still running after @p timeout, cancel it with a timeout reason.
 /**
  * The body runs in a scope of the calling task (or, outside a task, a scope
- * of its own): inside it, this_task::reason() says why it was cancelled.
+ * of its own): inside it, this_task::reason() says why it was cancelled, and
+ * this_task::source() is still the task's own source.
  *
  * - If this timeout cancels the body (its reason is the one recorded) and the
  *   body ends with a cancellation, with_timeout throws arc::cancelled_error
@@ -152,6 +153,20 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
  *
  * @par Per-Operation Cancellation
  * The calling coroutine's cancellation (terminal) reaches the body.
+ *
+ * @par Example
+ * From test/cancel_after.cpp,
+ * `with_timeout.a_body_past_its_deadline_is_cancelled_and_reported_as_timed_out`:
+ * @code
+ * try
+ * {
+ *   co_await arc::with_timeout(20ms, wait_an_hour());
+ * }
+ * catch (const arc::cancelled_error& e)
+ * {
+ *   // e.code() == arc::error::timed_out; e.reason() prints "timeout (deadline 20ms) at …"
+ * }
+ * @endcode
  */
 template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::duration timeout,
