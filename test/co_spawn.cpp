@@ -718,10 +718,14 @@ TEST(co_spawn_concurrency, a_task_inside_with_timeout_cancelled_from_a_foreign_t
 }
 
 // Defect 12: tasks on a multi-threaded executor without a strand.
-TEST(co_spawn_concurrency, tasks_on_a_thread_pool_without_a_strand_are_each_cancelled_exactly_once)
+// n tasks each waiting an hour on an executor that make_executor() gives,
+// bound to one source; halfway through spawning, each request is made from a
+// thread of its own. Every task must end cancelled, exactly once.
+template <typename MakeExecutor>
+void cancel_tasks_from_foreign_threads(asio::thread_pool& pool, std::size_t n,
+    MakeExecutor make_executor,
+    std::vector<std::pair<arc::cancel_reason, asio::cancellation_type_t>> requests)
 {
-  const std::size_t n = arc_test::stress(10000);
-  asio::thread_pool pool(4);
   arc::cancel_source src;
   std::vector<std::atomic<int>> calls(n);
   std::atomic<std::size_t> completions{0}, cancelled{0};
@@ -729,22 +733,25 @@ TEST(co_spawn_concurrency, tasks_on_a_thread_pool_without_a_strand_are_each_canc
     asio::steady_timer t(co_await asio::this_coro::executor, 1h);
     co_await t.async_wait(asio::use_awaitable);
   };
-  std::thread canceller;
+  std::vector<std::thread> cancellers;
   for (std::size_t i = 0; i < n; ++i)
   {
-    arc::co_spawn(pool.get_executor(), body(), arc::bind_cancel(src, [&, i](std::exception_ptr e) {
+    arc::co_spawn(make_executor(), body(), arc::bind_cancel(src, [&, i](std::exception_ptr e) {
       ++calls[i];
       if (is_cancellation(e))
         ++cancelled;
       ++completions;
     }));
     if (i == n / 2)
-      canceller = std::thread([&] { src.cancel(arc::reason::user("pool")); });
+      for (const auto& [why, type] : requests)
+        cancellers.emplace_back([&src, why = why, type = type] { src.cancel(why, type); });
   }
-  canceller.join();
+  for (auto& t : cancellers)
+    t.join();
   finish_pool(pool, arc_test::wait_until([&] { return completions.load() == n; }));
   EXPECT_EQ(completions.load(), n);
   EXPECT_EQ(cancelled.load(), n);
+  EXPECT_EQ(src.requests(), requests.size());
   std::size_t not_once = 0;
   for (auto& c : calls)
     if (c.load() != 1)
@@ -752,48 +759,23 @@ TEST(co_spawn_concurrency, tasks_on_a_thread_pool_without_a_strand_are_each_canc
   EXPECT_EQ(not_once, 0u);
 }
 
-// The strand path: each task on its own strand of a 4-thread pool, the source
-// cancelled from a foreign thread while the tasks start, and a second request
-// (partial) from another thread right after: every task ends cancelled, once.
+TEST(co_spawn_concurrency, tasks_on_a_thread_pool_without_a_strand_are_each_cancelled_exactly_once)
+{
+  asio::thread_pool pool(4);
+  cancel_tasks_from_foreign_threads(pool, arc_test::stress(10000),
+      [&] { return pool.get_executor(); },
+      {{arc::reason::user("pool"), asio::cancellation_type::terminal}});
+}
+
+// The strand path: each task on its own strand of a 4-thread pool, and a
+// second, partial request racing the first: it never weakens it.
 TEST(co_spawn_concurrency, tasks_on_strands_of_a_pool_are_each_cancelled_exactly_once)
 {
-  const std::size_t n = arc_test::stress(5000);
   asio::thread_pool pool(4);
-  arc::cancel_source src;
-  std::vector<std::atomic<int>> calls(n);
-  std::atomic<std::size_t> completions{0}, cancelled{0};
-  auto body = []() -> asio::awaitable<void> {
-    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-    co_await t.async_wait(asio::use_awaitable);
-  };
-  std::thread first, second;
-  for (std::size_t i = 0; i < n; ++i)
-  {
-    arc::co_spawn(asio::make_strand(pool.get_executor()), body(),
-        arc::bind_cancel(src, [&, i](std::exception_ptr e) {
-          ++calls[i];
-          if (is_cancellation(e))
-            ++cancelled;
-          ++completions;
-        }));
-    if (i == n / 2)
-    {
-      first = std::thread([&] { src.cancel(arc::reason::user("strands")); });
-      second = std::thread(
-          [&] { src.cancel(arc::reason::user("again"), asio::cancellation_type::partial); });
-    }
-  }
-  first.join();
-  second.join();
-  finish_pool(pool, arc_test::wait_until([&] { return completions.load() == n; }));
-  EXPECT_EQ(completions.load(), n);
-  EXPECT_EQ(cancelled.load(), n);
-  EXPECT_EQ(src.requests(), 2u);
-  std::size_t not_once = 0;
-  for (auto& c : calls)
-    if (c.load() != 1)
-      ++not_once;
-  EXPECT_EQ(not_once, 0u);
+  cancel_tasks_from_foreign_threads(pool, arc_test::stress(5000),
+      [&] { return asio::make_strand(pool.get_executor()); },
+      {{arc::reason::user("strands"), asio::cancellation_type::terminal},
+          {arc::reason::user("again"), asio::cancellation_type::partial}});
 }
 
 TEST(co_spawn_concurrency, a_task_cancelled_from_another_thread_right_after_spawn_on_a_pool_never_terminates)

@@ -345,6 +345,7 @@ template <typename Op>
 class timeout_completion
 {
 public:
+  using arc_timeout_part = Op;
   using cancellation_slot_type = node_slot;
 
   explicit timeout_completion(Op* op) noexcept : op_(op) {}
@@ -373,6 +374,7 @@ template <typename Op>
 class timeout_waiter
 {
 public:
+  using arc_timeout_part = Op;
   using cancellation_slot_type = asio::cancellation_slot;
 
   explicit timeout_waiter(Op* op) noexcept : op_(op) {}
@@ -481,40 +483,22 @@ struct timeout_policy
 
 } // namespace arc::detail
 
-// Both of a timed operation's completions forward every associator but the
-// cancellation slot (each has its own) to the user's handler, as Asio's
-// timed_cancel_op does: the operation and the timer both run their steps, and
-// allocate, as the handler asks.
-template <template <typename, typename> class Associator, typename Op, typename DefaultCandidate>
-struct boost::asio::associator<Associator, arc::detail::timeout_completion<Op>, DefaultCandidate>
-  : Associator<typename Op::handler_type, DefaultCandidate>
+// Both of a timed operation's completions (they name their operation as
+// arc_timeout_part) forward every associator but the cancellation slot (each
+// has its own) to the user's handler, as Asio's timed_cancel_op does: the
+// operation and the timer both run their steps, and allocate, as the handler
+// asks.
+template <template <typename, typename> class Associator, typename Part,
+    typename DefaultCandidate>
+  requires requires { typename Part::arc_timeout_part; }
+struct boost::asio::associator<Associator, Part, DefaultCandidate>
+  : Associator<typename Part::arc_timeout_part::handler_type, DefaultCandidate>
 {
-  using inner = Associator<typename Op::handler_type, DefaultCandidate>;
+  using inner = Associator<typename Part::arc_timeout_part::handler_type, DefaultCandidate>;
 
-  static typename inner::type get(const arc::detail::timeout_completion<Op>& h) noexcept
-  {
-    return inner::get(h.op_->handler());
-  }
+  static typename inner::type get(const Part& h) noexcept { return inner::get(h.op_->handler()); }
 
-  static auto get(const arc::detail::timeout_completion<Op>& h, const DefaultCandidate& c) noexcept
-    -> decltype(inner::get(h.op_->handler(), c))
-  {
-    return inner::get(h.op_->handler(), c);
-  }
-};
-
-template <template <typename, typename> class Associator, typename Op, typename DefaultCandidate>
-struct boost::asio::associator<Associator, arc::detail::timeout_waiter<Op>, DefaultCandidate>
-  : Associator<typename Op::handler_type, DefaultCandidate>
-{
-  using inner = Associator<typename Op::handler_type, DefaultCandidate>;
-
-  static typename inner::type get(const arc::detail::timeout_waiter<Op>& h) noexcept
-  {
-    return inner::get(h.op_->handler());
-  }
-
-  static auto get(const arc::detail::timeout_waiter<Op>& h, const DefaultCandidate& c) noexcept
+  static auto get(const Part& h, const DefaultCandidate& c) noexcept
     -> decltype(inner::get(h.op_->handler(), c))
   {
     return inner::get(h.op_->handler(), c);
