@@ -583,7 +583,8 @@ TEST(cancel_after, a_timed_out_arc_co_spawn_completes_with_a_cancelled_error_and
   std::exception_ptr got;
   arc::cancel_reason task_saw;
   bool done = false;
-  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+  // Named: the coroutine refers to the lambda's captures after this statement.
+  auto body = [&]() -> asio::awaitable<void> {
     try
     {
       co_await sleep_for_an_hour();
@@ -593,7 +594,8 @@ TEST(cancel_after, a_timed_out_arc_co_spawn_completes_with_a_cancelled_error_and
       task_saw = arc::this_task::reason();
       throw;
     }
-  }(), arc::cancel_after(10ms, [&](std::exception_ptr e) {
+  };
+  arc::co_spawn(ctx, body(), arc::cancel_after(10ms, [&](std::exception_ptr e) {
     got = e;
     done = true;
   }));
