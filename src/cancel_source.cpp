@@ -33,9 +33,14 @@ public:
 
 // This thread's delivery in progress: sources whose requests were recorded
 // from inside it, waiting to be delivered by the outermost cancel().
+// Deliveries nest (a child link cancels its child, a cancellation handler
+// cancels another source) up to this depth by recursion; deeper ones are
+// queued and delivered by the outermost cancel() on the thread.
+constexpr unsigned max_nested_delivery = 16;
+
 struct delivery
 {
-  bool active = false;
+  unsigned depth = 0;
   std::vector<source_state*> queue; // each holds a reference
   std::exception_ptr error;         // the first exception a node threw
 };
@@ -146,9 +151,9 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
     return first; // nobody to tell, or the walker delivers it
 
   delivery& d = this_thread_delivery();
-  if (d.active)
+  if (d.depth >= max_nested_delivery)
   {
-    // Inside a delivery on this thread: queue instead of recursing.
+    // Deep inside deliveries on this thread: queue instead of recursing.
     add_ref();
     try
     {
@@ -157,23 +162,18 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
     }
     catch (...)
     {
-      release(); // could not queue: deliver now, recursing once
+      release(); // could not queue: deliver now, recursing once more
     }
   }
 
   struct end_delivery
   {
     delivery& d;
-    bool outermost;
-    ~end_delivery()
-    {
-      if (outermost)
-        d.active = false;
-    }
-  } guard{d, !d.active};
-  d.active = true;
+    ~end_delivery() { --d.depth; }
+  } guard{d};
+  const bool outermost = d.depth++ == 0;
   walk(d.error);
-  if (!guard.outermost)
+  if (!outermost)
     return first;
   while (!d.queue.empty())
   {

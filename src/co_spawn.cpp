@@ -46,6 +46,29 @@ void task_state::destroy_self() noexcept
 
 void task_state::submit(op_node* n, bool never_inline)
 {
+  const asio::any_io_executor& ex = *executor();
+  const bool may_run_here = !never_inline && held_task() != this && running_here(ex);
+  if (may_run_here && try_acquire())
+  {
+    // The common case: on the task's executor, the task idle. Deliver now.
+    std::exception_ptr error;
+    {
+      task_hold hold(this);
+      try
+      {
+        n->deliver();
+      }
+      catch (...)
+      {
+        error = std::current_exception();
+      }
+      release_and_deliver(error);
+    }
+    if (error)
+      std::rethrow_exception(error);
+    return;
+  }
+
   if (!n->serial_queued_.exchange(true, std::memory_order_acq_rel))
   {
     // The queue owns one reference to each node in it.
@@ -61,9 +84,9 @@ void task_state::submit(op_node* n, bool never_inline)
   if (held_task() == this)
     return; // delivered when this thread lets go of the task
 
-  const asio::any_io_executor& ex = *executor();
-  if (!never_inline && running_here(ex))
+  if (may_run_here)
   {
+    // The holder may have let go before the node was queued: try again.
     if (try_acquire())
     {
       std::exception_ptr error;

@@ -79,11 +79,11 @@ const link_policy& unchanged_policy() noexcept;
 // A node linked after a request was recorded gets that state from link()
 // and is not notified of it again.
 //
-// Propagation is iterative: a cancel() reached from inside a delivery on the
-// same thread (a child link, a cancellation handler calling cancel()) only
-// records and queues the source; the outermost cancel() on that thread
-// delivers the queue before it returns. So chains of any depth use constant
-// stack.
+// Propagation uses bounded stack: a cancel() reached from inside a delivery
+// on the same thread (a child link, a cancellation handler calling cancel())
+// is delivered at once up to 16 levels deep; deeper, it only records and
+// queues the source, and the outermost cancel() on that thread delivers the
+// queue before it returns. So chains of any depth use bounded stack.
 class source_state
 {
 public:
