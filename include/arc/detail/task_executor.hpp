@@ -53,22 +53,26 @@ public:
       asio::post(*t->executor(), std::move(*this));
       return;
     }
-    std::exception_ptr error;
+    task_hold hold(t);
     {
-      task_hold hold(t);
-      struct let_go
-      {
-        task_state* t;
-        std::exception_ptr& error;
-        ~let_go() { t->release_and_deliver(error); }
-      } guard{t, error};
       task_scope scope(t);
       if (first_)
         if (op_node* gate = t->gate_node_)
           gate->open();
-      std::move(f_)();
+      try
+      {
+        std::move(f_)();
+      }
+      catch (...)
+      {
+        std::exception_ptr ignored; // the handler's own exception wins
+        t->let_go(ignored);
+        throw;
+      }
     }
-    if (error)
+    std::exception_ptr error;
+    t->let_go(error);
+    if (error) [[unlikely]]
       std::rethrow_exception(error);
   }
 

@@ -75,6 +75,15 @@ public:
   // (the first one); every queued node is still delivered.
   void release_and_deliver(std::exception_ptr& error) noexcept;
 
+  // Let go of the task; deliver first what was queued meanwhile, if anything.
+  void let_go(std::exception_ptr& error) noexcept
+  {
+    std::uintptr_t s = held_bit;
+    if (!state_.compare_exchange_strong(s, 0, std::memory_order_release,
+            std::memory_order_relaxed)) [[unlikely]]
+      release_and_deliver(error);
+  }
+
   // The node binding the coroutine to the task. Its gate (op_node::open)
   // opens when the task executor first runs the coroutine: Boost 1.81's
   // co_spawn entry point co_awaits outside its try block before the body, so
