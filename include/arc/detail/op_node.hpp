@@ -97,11 +97,11 @@ public:
       return;
     if (!reason_)
       reason_ = r;
-    if (pending_requests_ == 0)
+    if (pending_requests_++ == 0)
       next_ = r;
-    latest_ = r;
+    else
+      latest_ = r;
     pending_ |= t;
-    ++pending_requests_;
   }
 
   // Deliver @p r and @p t now, on this thread; the caller is on the
@@ -131,7 +131,7 @@ public:
       if (--pending_requests_ != 0)
       {
         pending_requests_ = 1;
-        next_ = latest_;
+        next_ = std::move(latest_);
       }
       calling_ = true;
       caller_ = std::this_thread::get_id();
