@@ -697,53 +697,45 @@ auto async_reentrant_composed(reentrant_op& st, Token&& token)
 
 } // namespace
 
-// Defect 1a: the cancellation handler completes the operation inline.
-TEST(cancel_source, an_operation_that_completes_inline_from_its_cancellation_handler_completes_once)
+// Defect 1a: the cancellation handler completes the operation inline. @p start
+// starts the operation bound to the source, with the completion handler given;
+// slot() needs the source to have the operation's executor.
+template <typename Start>
+void expect_inline_completion_once(bool source_has_executor, Start start)
 {
   asio::io_context ctx;
   auto work = asio::make_work_guard(ctx);
-  arc::cancel_source src;
+  arc::cancel_source src = source_has_executor ? arc::cancel_source(ctx) : arc::cancel_source();
   reentrant_op st{&ctx};
   completion_log done;
-  async_reentrant(st, arc::bind_cancel(src, log_to(done)));
+  start(st, src, log_to(done));
   asio::post(ctx, [&] { src.cancel(arc::reason::user("inline")); });
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
   EXPECT_EQ(done.calls, 1);
   EXPECT_EQ(done.ec, asio::error::operation_aborted);
   EXPECT_EQ(st.emits, 1);
+}
+
+TEST(cancel_source, an_operation_that_completes_inline_from_its_cancellation_handler_completes_once)
+{
+  expect_inline_completion_once(false,
+      [](reentrant_op& st, arc::cancel_source& src, auto handler)
+      { async_reentrant(st, arc::bind_cancel(src, std::move(handler))); });
 }
 
 TEST(cancel_source, an_operation_bound_through_slot_that_completes_inline_from_its_cancellation_handler_completes_once)
 {
-  asio::io_context ctx;
-  auto work = asio::make_work_guard(ctx);
-  arc::cancel_source src(ctx);
-  reentrant_op st{&ctx};
-  completion_log done;
-  async_reentrant(st, asio::bind_cancellation_slot(src.slot(), log_to(done)));
-  asio::post(ctx, [&] { src.cancel(arc::reason::user("inline")); });
-  arc_test::run_until(ctx, [&] { return done.calls > 0; });
-  drain(ctx);
-  EXPECT_EQ(done.calls, 1);
-  EXPECT_EQ(done.ec, asio::error::operation_aborted);
-  EXPECT_EQ(st.emits, 1);
+  expect_inline_completion_once(true,
+      [](reentrant_op& st, arc::cancel_source& src, auto handler)
+      { async_reentrant(st, asio::bind_cancellation_slot(src.slot(), std::move(handler))); });
 }
 
 TEST(cancel_source, an_async_compose_operation_that_completes_from_its_cancellation_handler_via_dispatch_completes_once)
 {
-  asio::io_context ctx;
-  auto work = asio::make_work_guard(ctx);
-  arc::cancel_source src;
-  reentrant_op st{&ctx};
-  completion_log done;
-  async_reentrant_composed(st, arc::bind_cancel(src, log_to(done)));
-  asio::post(ctx, [&] { src.cancel(arc::reason::user("inline")); });
-  arc_test::run_until(ctx, [&] { return done.calls > 0; });
-  drain(ctx);
-  EXPECT_EQ(done.calls, 1);
-  EXPECT_EQ(done.ec, asio::error::operation_aborted);
-  EXPECT_EQ(st.emits, 1);
+  expect_inline_completion_once(false,
+      [](reentrant_op& st, arc::cancel_source& src, auto handler)
+      { async_reentrant_composed(st, arc::bind_cancel(src, std::move(handler))); });
 }
 
 // Defect 1b: the handler cancels the source it is bound to a second time.
