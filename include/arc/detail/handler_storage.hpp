@@ -65,13 +65,12 @@ public:
   template <typename Handler, typename... Args>
   Handler& emplace(Args&&... args)
   {
-    using impl = cancel_handler_impl<Handler>;
-    clear();
-    void* mem = allocate(sizeof(impl), alignof(impl));
-    // If the constructor throws, no handler is installed and the memory stays cached.
-    auto* p = ::new (mem) impl(std::forward<Args>(args)...);
-    handler_ = p;
-    return p->handler_;
+    // Emplacing from inside a call is rare and kept off the common path.
+    if (running_) [[unlikely]]
+      return construct<Handler>(prepare_in_call(), std::forward<Args>(args)...);
+    if (cancel_handler_base* h = std::exchange(handler_, nullptr))
+      h->destroy();
+    return construct<Handler>(false, std::forward<Args>(args)...);
   }
 
   void clear() noexcept
@@ -79,7 +78,7 @@ public:
     cancel_handler_base* h = std::exchange(handler_, nullptr);
     if (!h)
       return;
-    if (h != running_)
+    if (h != running_) [[likely]]
     {
       h->destroy();
       return;
@@ -96,12 +95,13 @@ public:
   // owner (cancellation_signal, op_node) never calls while a call runs.
   void call(asio::cancellation_type_t type)
   {
-    if (!handler_)
+    cancel_handler_base* h = handler_;
+    if (!h)
       return;
-    running_ = handler_;
+    running_ = h;
     try
     {
-      running_->call(type);
+      h->call(type);
     }
     catch (...)
     {
@@ -141,10 +141,28 @@ private:
     free_block(retired_block_);
   }
 
-  void* allocate(std::size_t size, std::size_t align)
+  // A call is running: the old handler may be the running one (retired, not
+  // destroyed). Returns whether a retired handler still occupies the inline
+  // buffer.
+  [[gnu::noinline]] bool prepare_in_call() noexcept
   {
-    // The inline buffer is busy while a retired handler still runs in it.
-    const bool buffer_busy = retired_ && static_cast<void*>(retired_) == buffer_;
+    clear();
+    return static_cast<void*>(retired_) == buffer_;
+  }
+
+  template <typename Handler, typename... Args>
+  Handler& construct(bool buffer_busy, Args&&... args)
+  {
+    using impl = cancel_handler_impl<Handler>;
+    void* mem = allocate(sizeof(impl), alignof(impl), buffer_busy);
+    // If the constructor throws, no handler is installed and the memory stays cached.
+    auto* p = ::new (mem) impl(std::forward<Args>(args)...);
+    handler_ = p;
+    return p->handler_;
+  }
+
+  void* allocate(std::size_t size, std::size_t align, bool buffer_busy)
+  {
     if (!buffer_busy && size <= inline_size && align <= alignof(std::max_align_t))
       return buffer_;
     const std::size_t a = align > alignof(std::max_align_t) ? align : alignof(std::max_align_t);
