@@ -65,7 +65,12 @@ const link_policy& unchanged_policy() noexcept
   return p;
 }
 
-source_state::source_state(std::size_t history_limit, std::optional<asio::any_io_executor> ex)
+source_state::source_state(std::size_t history_limit)
+  : history_limit_(history_limit ? history_limit : 1)
+{
+}
+
+source_state::source_state(std::size_t history_limit, asio::any_io_executor&& ex)
   : history_limit_(history_limit ? history_limit : 1), executor_(std::move(ex))
 {
 }
@@ -264,7 +269,8 @@ void source_state::unlink(cancel_node* n) noexcept
 
 source_state* source_state::make_child(std::size_t history_limit, const link_policy& policy)
 {
-  auto* child = create(history_limit, executor_);
+  auto* child = executor_ ? create(history_limit, asio::any_io_executor(*executor_))
+                          : create(history_limit);
   try
   {
     attach_child(child, policy);
@@ -292,20 +298,34 @@ void source_state::child_link::notify(const cancel_reason& r, asio::cancellation
   policy_->forward(*child_, r, t);
 }
 
-source_state* source_state::create(std::size_t history_limit,
-    std::optional<asio::any_io_executor> ex)
+namespace {
+
+template <typename... Args>
+source_state* create_state(Args&&... args)
 {
   asio::recycling_allocator<source_state> alloc;
   source_state* p = alloc.allocate(1);
   try
   {
-    return ::new (p) source_state(history_limit, std::move(ex));
+    return ::new (p) source_state(std::forward<Args>(args)...);
   }
   catch (...)
   {
     alloc.deallocate(p, 1);
     throw;
   }
+}
+
+} // namespace
+
+source_state* source_state::create(std::size_t history_limit)
+{
+  return create_state(history_limit);
+}
+
+source_state* source_state::create(std::size_t history_limit, asio::any_io_executor&& ex)
+{
+  return create_state(history_limit, std::move(ex));
 }
 
 void source_state::destroy_self() noexcept

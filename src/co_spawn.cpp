@@ -9,7 +9,7 @@
 namespace arc {
 namespace detail {
 
-task_state::task_state(std::size_t history_limit, asio::any_io_executor ex, task_state* owner)
+task_state::task_state(std::size_t history_limit, asio::any_io_executor&& ex, task_state* owner)
   : source_state(history_limit, std::move(ex)), owner_(owner)
 {
   if (owner_)
@@ -22,7 +22,7 @@ task_state::~task_state()
     owner_->release();
 }
 
-task_state* task_state::create(std::size_t history_limit, asio::any_io_executor ex,
+task_state* task_state::create(std::size_t history_limit, asio::any_io_executor&& ex,
     task_state* owner)
 {
   asio::recycling_allocator<task_state> alloc;

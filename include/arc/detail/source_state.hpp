@@ -87,16 +87,18 @@ const link_policy& unchanged_policy() noexcept;
 class source_state
 {
 public:
-  explicit source_state(std::size_t history_limit,
-      std::optional<asio::any_io_executor> ex = std::nullopt);
+  // The executor is taken by reference and moved once: an any_io_executor
+  // passed by value through each layer costs a move and a destroy a layer.
+  explicit source_state(std::size_t history_limit);
+  source_state(std::size_t history_limit, asio::any_io_executor&& ex);
 
   source_state(const source_state&) = delete;
   source_state& operator=(const source_state&) = delete;
 
   // States come from Asio's recycling allocator: cached per thread inside
   // run(), as Asio's own handler memory is.
-  static source_state* create(std::size_t history_limit,
-      std::optional<asio::any_io_executor> ex = std::nullopt);
+  static source_state* create(std::size_t history_limit);
+  static source_state* create(std::size_t history_limit, asio::any_io_executor&& ex);
 
   void add_ref() noexcept { refs_.add(); }
   bool try_add_ref() noexcept { return refs_.try_add(); }

@@ -48,7 +48,7 @@ inline task_state*& held_task() noexcept { return this_thread_tasks.held; }
 class task_state final : public source_state, public emit_serializer
 {
 public:
-  static task_state* create(std::size_t history_limit, asio::any_io_executor ex,
+  static task_state* create(std::size_t history_limit, asio::any_io_executor&& ex,
       task_state* owner);
 
   void add_ref() noexcept override { source_state::add_ref(); }
@@ -60,14 +60,11 @@ public:
   // emit_serializer
   void submit(op_node* n, bool never_inline) override;
 
+  // Setting a bit that is already set changes nothing: one fetch_or (a
+  // single bit test-and-set on x86) acquires or finds the task held.
   bool try_acquire() noexcept
   {
-    std::uintptr_t s = state_.load(std::memory_order_relaxed);
-    while (!(s & held_bit))
-      if (state_.compare_exchange_weak(s, s | held_bit, std::memory_order_acquire,
-              std::memory_order_relaxed))
-        return true;
-    return false;
+    return !(state_.fetch_or(held_bit, std::memory_order_acquire) & held_bit);
   }
   // Deliver what was queued while held, then let go; repeat if more was
   // queued meanwhile and the task is free.
@@ -99,7 +96,7 @@ public:
   bool (*is_own_executor_)(const asio::any_io_executor&, const task_state*) noexcept = nullptr;
 
 private:
-  task_state(std::size_t history_limit, asio::any_io_executor ex, task_state* owner);
+  task_state(std::size_t history_limit, asio::any_io_executor&& ex, task_state* owner);
   ~task_state() override;
   void destroy_self() noexcept override;
 
