@@ -111,8 +111,6 @@ public:
     end_call();
   }
 
-  bool calling() const noexcept { return running_ != nullptr; }
-
 private:
   struct block
   {
