@@ -9,5 +9,6 @@
 #include <arc/cancellation_signal.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
+#include <arc/reasoned.hpp>
 
 #endif

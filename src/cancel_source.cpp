@@ -1,10 +1,14 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/cancel_source.hpp>
+#include <arc/detail/reason_rep.hpp>
 #include <arc/error.hpp>
+
+#include <boost/asio/steady_timer.hpp>
 
 #include <boost/system/system_error.hpp>
 
 #include <mutex>
+#include <optional>
 
 namespace arc {
 namespace detail {
@@ -75,7 +79,10 @@ source_state::source_state(std::size_t history_limit, asio::any_io_executor&& ex
 {
 }
 
-source_state::~source_state() = default;
+source_state::~source_state()
+{
+  drop_deadlines(deadlines_);
+}
 
 asio::cancellation_type_t source_state::types() const noexcept
 {
@@ -118,6 +125,7 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
 
   bool first = false;
   bool deliver = false;
+  source_deadline* deadlines = nullptr; // dropped after the lock is released
   request overwritten; // destroyed after the lock is released
   std::unique_ptr<request[]> ring;
   for (;;)
@@ -136,6 +144,7 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
       first_type_ = t;
       cancelled_.store(true, std::memory_order_release);
       first = true;
+      deadlines = std::exchange(deadlines_, nullptr);
     }
     else
     {
@@ -152,6 +161,8 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
     deliver = !walking_ && head_ != nullptr;
     break;
   }
+  // Cancelled: a deadline has nothing left to do.
+  drop_deadlines(deadlines);
   if (!deliver)
     return first; // nobody to tell, or the walker delivers it
 
@@ -348,6 +359,218 @@ void source_state::destroy_chain(source_state* s) noexcept
   }
 }
 
+// A deadline on a source: a timer on the source's executor that cancels it
+// when due. The source owns one reference (its list) and knows it; the
+// deadline knows the source only weakly (source_, cleared when the source is
+// cancelled or destroyed). Every timer call is made under mutex_, so it may
+// be made from any thread; the timer's handler is arc's, not user code.
+class source_deadline final : public context_resident
+{
+public:
+  source_deadline(source_state* src, const asio::any_io_executor& ex, cancel_reason r,
+      std::chrono::steady_clock::duration after, std::source_location where,
+      context_registry& registry)
+    : source_(src), timer_(std::in_place, ex), reason_(std::move(r)), after_(after),
+      where_(where), registry_(&registry)
+  {
+    registry_->add(this);
+  }
+
+  source_deadline(const source_deadline&) = delete;
+  source_deadline& operator=(const source_deadline&) = delete;
+
+  bool try_add_ref() noexcept override { return refs_.try_add(); }
+  void add_ref() noexcept { refs_.add(); }
+  void release() noexcept override
+  {
+    if (refs_.release())
+      delete this;
+  }
+
+  void arm(std::chrono::steady_clock::time_point when)
+  {
+    std::lock_guard lock(mutex_);
+    if (!source_ || !timer_)
+      return; // cancelled, destroyed, or the context is gone already
+    when_ = when;
+    timer_->expires_at(when);
+    timer_->async_wait(expiry(this));
+  }
+
+  // The source was cancelled or is being destroyed: the timer goes now.
+  void source_done() noexcept
+  {
+    std::lock_guard lock(mutex_);
+    source_ = nullptr;
+    if (timer_)
+      timer_->cancel();
+  }
+
+  void context_shutdown() noexcept override
+  {
+    std::lock_guard lock(mutex_);
+    source_ = nullptr;
+    context_gone_ = true;
+    timer_.reset(); // an I/O object must not outlive its context
+  }
+
+  source_deadline* next_ = nullptr; // the source's list
+
+private:
+  // Owns a reference, so that a handler destroyed unrun (the context gone)
+  // gives it back.
+  class expiry
+  {
+  public:
+    explicit expiry(source_deadline* d) noexcept : d_(d) { d_->add_ref(); }
+    expiry(expiry&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+    expiry& operator=(expiry&&) = delete;
+    ~expiry()
+    {
+      if (d_)
+        d_->release();
+    }
+
+    void operator()(const boost::system::error_code& ec)
+    {
+      if (!ec)
+        d_->expired();
+    }
+
+  private:
+    source_deadline* d_;
+  };
+
+  ~source_deadline()
+  {
+    bool gone;
+    {
+      std::lock_guard lock(mutex_);
+      gone = context_gone_;
+    }
+    if (!gone)
+      registry_->remove(this);
+  }
+
+  void expired()
+  {
+    source_state* src;
+    std::chrono::steady_clock::time_point when;
+    {
+      std::lock_guard lock(mutex_);
+      when = when_;
+      src = source_;
+      // The source may be on its way out: then it is not cancelled.
+      if (src && !src->try_add_ref())
+        src = nullptr;
+    }
+    if (!src)
+      return;
+    cancel_reason r = reason_ ? reason_ : expired_timeout(when, after_, where_);
+    src->cancel(std::move(r), asio::cancellation_type::terminal);
+    src->release();
+  }
+
+  ref_count refs_;
+  std::mutex mutex_;
+  source_state* source_;
+  bool context_gone_ = false;
+  std::optional<asio::steady_timer> timer_;
+  const cancel_reason reason_;
+  std::chrono::steady_clock::time_point when_; // guarded by mutex_
+  const std::chrono::steady_clock::duration after_;
+  const std::source_location where_;
+  context_registry* registry_;
+};
+
+bool source_state::arm_deadline(std::chrono::steady_clock::time_point when, cancel_reason r,
+    std::chrono::steady_clock::duration after, std::source_location where)
+{
+  if (!executor_)
+    throw boost::system::system_error(make_error_code(error::no_executor),
+        "arc::cancel_source::cancel_after");
+  auto& registry = asio::use_service<context_registry>(
+      asio::query(*executor_, asio::execution::context));
+  auto* d = new source_deadline(this, *executor_, std::move(r), after, where, registry);
+  // One reference for the source's list, one held here until armed: a cancel
+  // on another thread may drop the list's meanwhile.
+  d->add_ref();
+  bool linked = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!cancelled())
+    {
+      d->next_ = deadlines_;
+      deadlines_ = d;
+      linked = true;
+    }
+  }
+  if (linked)
+    d->arm(when);
+  else
+    d->release(); // the list's
+  d->release();
+  return linked;
+}
+
+void source_state::drop_deadlines(source_deadline* list) noexcept
+{
+  while (list)
+  {
+    source_deadline* next = list->next_;
+    list->source_done();
+    list->release();
+    list = next;
+  }
+}
+
+void context_registry::add(context_resident* r) noexcept
+{
+  std::lock_guard lock(mutex_);
+  r->registry_prev_ = nullptr;
+  r->registry_next_ = head_;
+  if (head_)
+    head_->registry_prev_ = r;
+  head_ = r;
+  r->registered_ = true;
+}
+
+bool context_registry::remove(context_resident* r) noexcept
+{
+  std::lock_guard lock(mutex_);
+  if (!r->registered_)
+    return false;
+  if (r->registry_prev_)
+    r->registry_prev_->registry_next_ = r->registry_next_;
+  else
+    head_ = r->registry_next_;
+  if (r->registry_next_)
+    r->registry_next_->registry_prev_ = r->registry_prev_;
+  r->registry_prev_ = r->registry_next_ = nullptr;
+  r->registered_ = false;
+  return true;
+}
+
+void context_registry::shutdown()
+{
+  // Take every resident, each with a reference (a cancel on another thread
+  // may be finishing one), then shut them down with the lock released: a
+  // handler's destructor is user code.
+  std::vector<context_resident*> residents;
+  {
+    std::lock_guard lock(mutex_);
+    for (context_resident* r = head_; r; r = r->registry_next_)
+      if (r->try_add_ref())
+        residents.push_back(r);
+  }
+  for (context_resident* r : residents)
+  {
+    remove(r);
+    r->context_shutdown();
+    r->release();
+  }
+}
+
 } // namespace detail
 
 cancel_source::cancel_source() : cancel_source(cancel_source_options{}) {}
@@ -381,7 +604,35 @@ cancel_source cancel_source::make_child() const
       state_->make_child(cancel_source_options{}.history_limit, detail::as_parent_policy()));
 }
 
-cancel_source::slot_type cancel_source::slot() const
+bool cancel_source::cancel_after(std::chrono::steady_clock::duration after,
+    std::source_location where)
+{
+  return state_
+      && state_->arm_deadline(std::chrono::steady_clock::now() + after, {}, after, where);
+}
+
+bool cancel_source::cancel_after(std::chrono::steady_clock::duration after, cancel_reason reason)
+{
+  return state_
+      && state_->arm_deadline(std::chrono::steady_clock::now() + after,
+          reason ? std::move(reason) : reason::timeout(after), after, {});
+}
+
+bool cancel_source::cancel_at(std::chrono::steady_clock::time_point deadline,
+    std::source_location where)
+{
+  return state_
+      && state_->arm_deadline(deadline, {}, deadline - std::chrono::steady_clock::now(), where);
+}
+
+bool cancel_source::cancel_at(std::chrono::steady_clock::time_point deadline, cancel_reason reason)
+{
+  return state_
+      && state_->arm_deadline(deadline, reason ? std::move(reason) : reason::timeout(deadline),
+          {}, {});
+}
+
+cancel_source::slot_type cancel_source::make_slot() const
 {
   if (!has_executor())
     throw boost::system::system_error(make_error_code(error::no_executor),
@@ -410,7 +661,7 @@ cancel_source::slot_type::slot_type(const slot_type& other) : slot_(other.slot_)
 
 cancel_source::slot_type::slot_type(slot_type&& other) : slot_(other.slot_)
 {
-  // Moving the slot() object itself (not a binding) starts a binding too.
+  // Moving the make_slot() object itself (not a binding) starts a binding too.
   binding_ = other.binding_ || !slot_.node() ? std::exchange(other.binding_, nullptr)
                                              : new binding{};
   other.slot_ = detail::node_slot();

@@ -369,12 +369,12 @@ TEST(cancel_source, slot_gives_each_operation_its_own_node)
   asio::steady_timer a(ctx, 1h), b(ctx, 1h);
   int calls = 0;
   arc::cancel_reason seen_a;
-  auto sa = src.slot();
+  auto sa = src.make_slot();
   a.async_wait(asio::bind_cancellation_slot(sa, [&](error_code ec) {
     ++calls;
     EXPECT_EQ(ec, asio::error::operation_aborted);
   }));
-  b.async_wait(asio::bind_cancellation_slot(src.slot(), [&](error_code ec) {
+  b.async_wait(asio::bind_cancellation_slot(src.make_slot(), [&](error_code ec) {
     ++calls;
     EXPECT_EQ(ec, asio::error::operation_aborted);
   }));
@@ -390,8 +390,8 @@ TEST(cancel_source, slot_without_an_executor_is_refused_with_no_executor)
   arc::cancel_source src;
   try
   {
-    (void)src.slot();
-    FAIL() << "slot() should throw";
+    (void)src.make_slot();
+    FAIL() << "make_slot() should throw";
   }
   catch (const boost::system::system_error& e)
   {
@@ -406,7 +406,7 @@ TEST(cancel_source, slot_of_a_cancelled_source_cancels_the_operation_after_it_st
   src.cancel(arc::reason::user("early"));
   asio::steady_timer t(ctx, 1h);
   int calls = 0;
-  t.async_wait(asio::bind_cancellation_slot(src.slot(), [&](error_code ec) {
+  t.async_wait(asio::bind_cancellation_slot(src.make_slot(), [&](error_code ec) {
     ++calls;
     EXPECT_EQ(ec, asio::error::operation_aborted);
   }));
@@ -728,7 +728,7 @@ TEST(cancel_source, an_operation_bound_through_slot_that_completes_inline_from_i
 {
   expect_inline_completion_once(true,
       [](reentrant_op& st, arc::cancel_source& src, auto handler)
-      { async_reentrant(st, asio::bind_cancellation_slot(src.slot(), std::move(handler))); });
+      { async_reentrant(st, asio::bind_cancellation_slot(src.make_slot(), std::move(handler))); });
 }
 
 TEST(cancel_source, an_async_compose_operation_that_completes_from_its_cancellation_handler_via_dispatch_completes_once)
@@ -779,7 +779,7 @@ TEST(cancel_source, a_cancellation_handler_bound_through_slot_may_cancel_its_own
   st.complete_inline = false;
   st.on_emit = [&] { src.cancel(r2); };
   completion_log done;
-  async_reentrant(st, asio::bind_cancellation_slot(src.slot(), log_to(done)));
+  async_reentrant(st, asio::bind_cancellation_slot(src.make_slot(), log_to(done)));
   asio::post(ctx, [&] { src.cancel(r1); });
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
@@ -895,7 +895,7 @@ TEST(cancel_source, a_cancellation_handler_bound_through_slot_may_clear_its_own_
   st.complete_inline = false;
   st.clear_own_slot = true;
   completion_log done;
-  async_reentrant(st, asio::bind_cancellation_slot(src.slot(), log_to(done)));
+  async_reentrant(st, asio::bind_cancellation_slot(src.make_slot(), log_to(done)));
   asio::post(ctx, [&] { src.cancel(arc::reason::user("clear")); });
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
@@ -1216,8 +1216,8 @@ TEST(cancel_source, slot_of_a_moved_from_source_throws_no_executor)
   arc::cancel_source b(std::move(a));
   try
   {
-    (void)a.slot();
-    FAIL() << "slot() should throw";
+    (void)a.make_slot();
+    FAIL() << "make_slot() should throw";
   }
   catch (const boost::system::system_error& e)
   {
@@ -1306,7 +1306,7 @@ TEST(cancel_source, two_operations_bound_through_one_slot_copy_are_safe_and_both
   asio::steady_timer t1(ctx, 1h), t2(ctx, 1h);
   completion_log first, second;
   {
-    auto slot = src.slot();
+    auto slot = src.make_slot();
     t1.async_wait(asio::bind_cancellation_slot(slot, log_to(first)));
     t2.async_wait(asio::bind_cancellation_slot(slot, log_to(second)));
   }
@@ -1334,7 +1334,7 @@ TEST(cancel_source, a_cancel_after_the_second_operation_on_one_slot_copy_complet
   auto t2 = std::make_unique<asio::steady_timer>(ctx, 0ms);
   completion_log first, second;
   {
-    auto slot = src.slot();
+    auto slot = src.make_slot();
     t1.async_wait(asio::bind_cancellation_slot(slot, log_to(first)));
     t2->async_wait(asio::bind_cancellation_slot(slot, log_to(second)));
   }

@@ -224,7 +224,7 @@ TEST(cancellation_signal, an_emit_with_a_reason_reaches_the_handler_and_is_recor
   probe_counts counts;
   sig.slot().emplace<probe>(counts, &sig);
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 1);
   EXPECT_EQ(counts.last, asio::cancellation_type::terminal);
   EXPECT_EQ(counts.reason_seen, why) << "the reason is recorded before the handler runs";
@@ -240,7 +240,7 @@ TEST(cancellation_signal, the_handler_receives_the_emitted_type)
     arc::cancellation_signal sig;
     probe_counts counts;
     sig.slot().emplace<probe>(counts);
-    sig.emit(type, arc::reason::user());
+    sig.emit(arc::reason::user(), type);
     EXPECT_EQ(counts.calls, 1);
     EXPECT_EQ(counts.last, type);
   }
@@ -261,7 +261,7 @@ TEST(cancellation_signal, an_emit_without_a_reason_records_unspecified)
 TEST(cancellation_signal, an_emit_with_no_handler_calls_nothing_and_records_nothing)
 {
   arc::cancellation_signal sig;
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user("lost"));
+  sig.emit(arc::reason::user("lost"), asio::cancellation_type::terminal);
   EXPECT_TRUE(sig.reason().empty());
   EXPECT_TRUE(sig.slot().reason().empty());
   sig.emit(asio::cancellation_type::terminal);
@@ -274,9 +274,9 @@ TEST(cancellation_signal, an_emit_after_clear_calls_nothing_and_keeps_the_previo
   probe_counts counts;
   sig.slot().emplace<probe>(counts);
   const auto first = arc::reason::user("first");
-  sig.emit(asio::cancellation_type::terminal, first);
+  sig.emit(first, asio::cancellation_type::terminal);
   sig.slot().clear();
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user("second"));
+  sig.emit(arc::reason::user("second"), asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 1);
   EXPECT_EQ(sig.reason(), first);
 }
@@ -288,14 +288,14 @@ TEST(cancellation_signal, every_emit_reaching_a_handler_calls_it_and_records_its
   sig.slot().emplace<probe>(counts, &sig);
   const auto first = arc::reason::user("first");
   const auto second = arc::reason::shutdown("second");
-  sig.emit(asio::cancellation_type::partial, first);
+  sig.emit(first, asio::cancellation_type::partial);
   EXPECT_EQ(counts.reason_seen, first);
-  sig.emit(asio::cancellation_type::terminal, second);
+  sig.emit(second, asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 2);
   EXPECT_EQ(counts.last, asio::cancellation_type::terminal);
   EXPECT_EQ(counts.reason_seen, second);
   EXPECT_EQ(sig.reason(), second);
-  sig.emit(asio::cancellation_type::terminal, second);
+  sig.emit(second, asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 3);
   EXPECT_EQ(sig.reason(), second);
 }
@@ -306,8 +306,8 @@ TEST(cancellation_signal, emitting_its_own_reason_again_keeps_it)
   probe_counts counts;
   sig.slot().emplace<probe>(counts);
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
-  sig.emit(asio::cancellation_type::terminal, sig.reason());
+  sig.emit(why, asio::cancellation_type::terminal);
+  sig.emit(sig.reason(), asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 2);
   EXPECT_EQ(sig.reason(), why);
   EXPECT_EQ(sig.reason().message(), "stop");
@@ -326,7 +326,7 @@ TEST(cancellation_slot, emplace_replaces_the_old_handler_destroying_it_once_with
     EXPECT_EQ(old_counts.destroyed, 1);
     EXPECT_EQ(old_counts.calls, 0);
     EXPECT_EQ(new_counts.destroyed, 0);
-    sig.emit(asio::cancellation_type::terminal, arc::reason::user());
+    sig.emit(arc::reason::user(), asio::cancellation_type::terminal);
     EXPECT_EQ(old_counts.calls, 0);
     EXPECT_EQ(new_counts.calls, 1);
   }
@@ -343,7 +343,7 @@ TEST(cancellation_slot, assign_installs_a_moved_handler)
   static_assert(std::is_same_v<decltype(installed), probe&>);
   EXPECT_EQ(installed.counts, &counts);
   EXPECT_EQ(counts.destroyed, 0) << "only the moved-from temporary was destroyed";
-  sig.emit(asio::cancellation_type::total, arc::reason::user());
+  sig.emit(arc::reason::user(), asio::cancellation_type::total);
   EXPECT_EQ(counts.calls, 1);
   EXPECT_EQ(counts.last, asio::cancellation_type::total);
   sig.slot().clear();
@@ -396,7 +396,7 @@ TEST(cancellation_slot, an_emplace_whose_handler_throws_leaves_no_handler_instal
   EXPECT_THROW(sig.slot().emplace<throwing_handler>(1), std::runtime_error);
   EXPECT_FALSE(sig.slot().has_handler());
   EXPECT_EQ(counts.destroyed, 1);
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user());
+  sig.emit(arc::reason::user(), asio::cancellation_type::terminal);
   EXPECT_EQ(counts.calls, 0);
   EXPECT_TRUE(sig.reason().empty());
 
@@ -424,7 +424,7 @@ TEST(cancellation_slot, a_handler_bigger_than_the_inline_buffer_works)
   {
     arc::cancellation_signal sig;
     sig.slot().emplace<big_probe>(counts);
-    sig.emit(asio::cancellation_type::partial, arc::reason::user());
+    sig.emit(arc::reason::user(), asio::cancellation_type::partial);
     EXPECT_EQ(counts.calls, 1);
     EXPECT_EQ(counts.last, asio::cancellation_type::partial);
     EXPECT_FALSE(counts.corrupted);
@@ -482,7 +482,7 @@ TEST(cancellation_signal, an_emit_cancels_a_bound_timer_wait)
   EXPECT_TRUE(sig.slot().has_handler());
 
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
 
@@ -502,7 +502,7 @@ void expect_type_cancels_a_timer_wait(asio::cancellation_type_t type)
   completion done;
   timer.async_wait(asio::bind_cancellation_slot(sig.slot(), record(done)));
   const auto why = arc::reason::shutdown("bye");
-  sig.emit(type, why);
+  sig.emit(why, type);
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
   EXPECT_EQ(done.calls, 1);
@@ -563,7 +563,7 @@ TEST(cancellation_signal, an_emit_cancels_a_socket_read_that_gets_no_data)
   ASSERT_TRUE(sig.slot().has_handler());
 
   const auto why = arc::reason::signal(15);
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return calls > 0; });
   drain(ctx);
 
@@ -593,7 +593,7 @@ TEST(cancellation_signal, an_emit_cancels_a_composed_async_read)
   ASSERT_TRUE(sig.slot().has_handler());
 
   const auto why = arc::reason::user("enough");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return calls > 0; });
   drain(ctx);
 
@@ -613,7 +613,7 @@ TEST(cancellation_signal, an_emit_cancels_an_async_compose_operation_that_forwar
   ASSERT_TRUE(sig.slot().has_handler());
 
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
 
@@ -657,7 +657,7 @@ TEST(cancellation_signal, an_emit_cancels_a_coroutine_started_by_asio_co_spawn)
   ASSERT_EQ(calls, 0);
 
   const auto why = arc::reason::shutdown("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return calls > 0; });
   drain(ctx);
 
@@ -687,7 +687,7 @@ TEST(cancellation_signal, an_emit_cancels_both_waits_of_a_parallel_group)
   ASSERT_TRUE(sig.slot().has_handler());
 
   const auto why = arc::reason::user("stop both");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return calls > 0; });
   drain(ctx);
 
@@ -711,7 +711,7 @@ TEST(cancellation_signal, two_operations_bound_to_one_slot_leave_only_the_second
   t2.async_wait(asio::bind_cancellation_slot(sig.slot(), record(second)));
 
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return second.calls > 0; });
   drain(ctx);
   EXPECT_EQ(second.calls, 1);
@@ -742,7 +742,7 @@ TEST(cancellation_signal, a_slot_reused_by_a_chain_of_operations_cancels_the_cur
   timer.expires_after(1h);
   timer.async_wait(asio::bind_cancellation_slot(sig.slot(), record(second)));
   const auto why = arc::reason::user("stop");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return second.calls > 0; });
   drain(ctx);
   EXPECT_EQ(first.calls, 1);
@@ -815,13 +815,13 @@ void clear_from_inside_case()
   reentry_counts c;
   sig.slot().emplace<reentrant_handler<Padding>>(c, sig.slot(), nullptr);
   const auto why = arc::reason::user("clear yourself");
-  sig.emit(asio::cancellation_type::terminal, why);
+  sig.emit(why, asio::cancellation_type::terminal);
   EXPECT_EQ(c.calls, 1);
   EXPECT_FALSE(c.destroyed_mid_call) << "clear() destroyed the handler while it ran";
   EXPECT_EQ(c.destroyed, 1);
   EXPECT_FALSE(sig.slot().has_handler());
   EXPECT_EQ(sig.reason(), why);
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user("nobody"));
+  sig.emit(arc::reason::user("nobody"), asio::cancellation_type::terminal);
   EXPECT_EQ(c.calls, 1);
   EXPECT_EQ(sig.reason(), why);
 }
@@ -833,14 +833,14 @@ void emplace_from_inside_case()
   reentry_counts c;
   probe_counts next;
   sig.slot().emplace<reentrant_handler<OldPadding>>(c, sig.slot(), &next);
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user("replace yourself"));
+  sig.emit(arc::reason::user("replace yourself"), asio::cancellation_type::terminal);
   EXPECT_EQ(c.calls, 1);
   EXPECT_FALSE(c.destroyed_mid_call) << "emplace() destroyed the handler while it ran";
   EXPECT_EQ(c.destroyed, 1);
   EXPECT_EQ(next.calls, 0);
   EXPECT_TRUE(sig.slot().has_handler());
   const auto why = arc::reason::user("to the new one");
-  sig.emit(asio::cancellation_type::partial, why);
+  sig.emit(why, asio::cancellation_type::partial);
   EXPECT_EQ(c.calls, 1);
   EXPECT_EQ(next.calls, 1);
   EXPECT_EQ(next.last, asio::cancellation_type::partial);
@@ -917,7 +917,7 @@ TEST(cancellation_signal, an_operation_whose_cancellation_handler_clears_the_slo
     }
   };
   sig.slot().emplace<clear_then_cancel>(c, sig.slot(), timer);
-  sig.emit(asio::cancellation_type::terminal, arc::reason::user("stop"));
+  sig.emit(arc::reason::user("stop"), asio::cancellation_type::terminal);
   arc_test::run_until(ctx, [&] { return done.calls > 0; });
   drain(ctx);
   EXPECT_EQ(done.calls, 1);

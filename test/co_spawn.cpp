@@ -848,3 +848,43 @@ TEST(co_spawn_concurrency, cancelling_a_parent_as_its_child_on_another_strand_fi
       ++not_once;
   EXPECT_EQ(not_once, 0u);
 }
+
+// --- The default completion token, and the token constraints (issue 6) ---
+
+namespace {
+
+template <typename Token>
+concept spawnable_on_a_context_with = requires(asio::io_context& ctx, Token token) {
+  arc::co_spawn(ctx, std::declval<asio::awaitable<void>>(), token);
+};
+
+template <typename Token>
+concept spawnable_from_a_function_with = requires(asio::io_context& ctx, Token token) {
+  arc::co_spawn(ctx, []() -> asio::awaitable<int> { co_return 1; }, token);
+};
+
+static_assert(spawnable_on_a_context_with<asio::detached_t>);
+static_assert(!spawnable_on_a_context_with<int>, "not a completion token");
+static_assert(!spawnable_on_a_context_with<void (*)(int)>, "a handler of the wrong signature");
+static_assert(spawnable_from_a_function_with<void (*)(std::exception_ptr, int)>);
+static_assert(!spawnable_from_a_function_with<void (*)(std::exception_ptr)>,
+    "a function returning awaitable<int> completes with (exception_ptr, int)");
+
+} // namespace
+
+TEST(co_spawn, without_a_token_uses_the_executors_default_completion_token)
+{
+  asio::io_context ctx;
+  asio::detached_t::executor_with_default<asio::io_context::executor_type> ex(ctx.get_executor());
+  int ran = 0;
+  arc::co_spawn(ex, [&]() -> asio::awaitable<void> {
+    ran += arc::this_task::in_task();
+    co_return;
+  });
+  arc::co_spawn(ex, [](int* ran) -> asio::awaitable<void> {
+    *ran += arc::this_task::in_task();
+    co_return;
+  }(&ran));
+  ctx.run();
+  EXPECT_EQ(ran, 2);
+}

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <thread>
 
 namespace arc_test {
@@ -96,6 +97,44 @@ inline std::size_t stress(std::size_t n)
       n = n * static_cast<std::size_t>(p) / 100 ? n * static_cast<std::size_t>(p) / 100 : 1;
   return n;
 }
+
+// Counts what a handler's associated allocator hands out, and what is live.
+struct alloc_count
+{
+  int allocations = 0;
+  int live = 0;
+};
+
+template <typename T>
+struct counting_allocator
+{
+  using value_type = T;
+  alloc_count* count;
+
+  explicit counting_allocator(alloc_count* c) noexcept : count(c) {}
+  template <typename U>
+  counting_allocator(const counting_allocator<U>& o) noexcept : count(o.count)
+  {
+  }
+
+  T* allocate(std::size_t n)
+  {
+    ++count->allocations;
+    ++count->live;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n)
+  {
+    --count->live;
+    std::allocator<T>().deallocate(p, n);
+  }
+
+  template <typename U>
+  bool operator==(const counting_allocator<U>& o) const noexcept
+  {
+    return count == o.count;
+  }
+};
 
 } // namespace arc_test
 

@@ -5,12 +5,15 @@
 #include <arc/cancel_reason.hpp>
 #include <arc/detail/op_node.hpp>
 #include <arc/detail/source_state.hpp>
+#include <arc/detail/source_wait.hpp>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/execution/executor.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/is_executor.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <source_location>
 #include <type_traits>
@@ -28,7 +31,7 @@ struct cancel_source_options
 /// A shared, thread-safe, level-triggered source of reasoned cancellation.
 /**
  * A cancel_source is a handle; copies share one state. Operations are bound
- * to it with arc::bind_cancel(src, token) (or with slot()), coroutines with
+ * to it with arc::bind_cancel(src, token) (or with make_slot()), coroutines with
  * arc::co_spawn, and child sources with make_child().
  *
  * - The first reason sticks: reason() never changes once set. Every request
@@ -63,7 +66,7 @@ public:
   /// A source without an executor.
   /**
    * Operations bound with bind_cancel still get their emits on their own
-   * executor; only slot() needs the source's executor.
+   * executor; only make_slot() needs the source's executor.
    */
   cancel_source();
 
@@ -93,7 +96,7 @@ public:
   ~cancel_source();
 
   // A moved-from source is empty: not cancelled, no requests, cancel() does
-  // nothing and returns false, slot() throws no_executor, make_child()
+  // nothing and returns false, make_slot() throws no_executor, make_child()
   // returns a new independent source, bind_cancel() on it binds nothing.
 
   /// Request cancellation with reason::user() made at the caller's location.
@@ -140,6 +143,50 @@ public:
   bool cancel(cancel_reason reason,
       boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal);
 
+  /// Give this source a deadline: cancel it with a timeout reason after @p after.
+  /**
+   * Go's `context.WithTimeout`, on this source (use make_child() first to
+   * leave the parent alone). When due, the source is cancelled, terminal,
+   * with a timeout reason: its deadline() is the expiry, its where() the
+   * caller. Unless that is the first request, it
+   * is only counted, as any later request.
+   *
+   * Costs nothing once moot: when the source is cancelled (for any reason)
+   * or its state is destroyed, the timer is cancelled at once and its memory
+   * given back; the deadline never keeps the source alive. Destroying the
+   * execution context destroys the timer. Every call adds a deadline; the
+   * earliest wins.
+   *
+   * @return false if the source is already cancelled (nothing is armed), or
+   * is moved-from.
+   *
+   * @throws boost::system::system_error(arc::error::no_executor) if the
+   * source was made without an executor: the timer runs on it.
+   *
+   * @par Thread Safety
+   * May be called from any thread.
+   *
+   * @par Example
+   * From test/source_deadline.cpp, `a_deadline_cancels_the_source_with_a_timeout`:
+   * @code
+   * arc::cancel_source src(ctx);
+   * src.cancel_after(10ms);
+   * // once due: src.reason().kind() == reason_kind::timeout
+   * @endcode
+   */
+  bool cancel_after(std::chrono::steady_clock::duration after,
+      std::source_location where = std::source_location::current());
+
+  /// Give this source a deadline that cancels it with @p reason. @see cancel_after
+  bool cancel_after(std::chrono::steady_clock::duration after, cancel_reason reason);
+
+  /// Give this source a deadline at @p deadline. @see cancel_after
+  bool cancel_at(std::chrono::steady_clock::time_point deadline,
+      std::source_location where = std::source_location::current());
+
+  /// Give this source a deadline at @p deadline that cancels it with @p reason. @see cancel_after
+  bool cancel_at(std::chrono::steady_clock::time_point deadline, cancel_reason reason);
+
   /// True once any request was made.
   bool cancelled() const noexcept;
 
@@ -182,7 +229,46 @@ public:
    * @throws boost::system::system_error(arc::error::no_executor) if the
    * source was made without an executor.
    */
-  slot_type slot() const;
+  slot_type make_slot() const;
+
+  /// Wait until this source is cancelled, without binding an operation to it.
+  /**
+   * Go's `<-ctx.Done()`: completes with the source's first reason once it is
+   * cancelled, or at once (posted, never inside this call) if it already is.
+   * Registering the wait runs no user code under a lock, and a cancel from
+   * any thread completes it on the handler's executor.
+   *
+   * The wait is itself cancellable through the handler's associated slot
+   * (terminal, partial or total): it then completes with an empty reason,
+   * which is how a waiter tells "the source was cancelled" from "I stopped
+   * waiting". On a moved-from source it completes at once with an empty
+   * reason. Destroying the execution context destroys a pending handler
+   * without calling it.
+   *
+   * @param token completion token.
+   *
+   * @par Completion Signature
+   * @code void(arc::cancel_reason) @endcode
+   *
+   * @throws boost::system::system_error(arc::error::no_executor) if neither
+   * the handler nor the source has an executor.
+   *
+   * @par Per-Operation Cancellation
+   * terminal, partial and total; the source is not affected.
+   *
+   * @par Thread Safety
+   * May be called from any thread; the source may be cancelled from any
+   * thread meanwhile.
+   *
+   * @par Example
+   * From test/source_wait.cpp, `a_wait_completes_with_the_first_reason`:
+   * @code
+   * src.async_wait([&](arc::cancel_reason r) { seen = r; });
+   * src.cancel(why); // seen == why, once the handler has run
+   * @endcode
+   */
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(cancel_reason)) WaitToken>
+  auto async_wait(WaitToken&& token) const;
 
   /// True if the source was given an executor.
   bool has_executor() const noexcept;
@@ -201,14 +287,14 @@ private:
   detail::source_state* state_;
 };
 
-/// The slot returned by cancel_source::slot(); satisfies Asio's CancellationSlot requirements.
+/// The slot returned by cancel_source::make_slot(); satisfies Asio's CancellationSlot requirements.
 /**
  * Copies share one node. Besides Asio's members it offers reason(): the
  * reason of the last emit that reached the installed handler.
  *
- * Binding two operations through one slot() object is a misuse (the second
+ * Binding two operations through one make_slot() object is a misuse (the second
  * replaces the first's handler, so only the second is cancelled), but it is
- * safe: each copy taken from the slot() object is a binding, and the handler
+ * safe: each copy taken from the make_slot() object is a binding, and the handler
  * an operation installed through its binding is removed when that binding's
  * last copy (held by the operation's handler) is gone. A cancel never
  * reaches a completed operation's handler.
@@ -218,7 +304,7 @@ class cancel_source::slot_type
 public:
   /// A slot that is not connected.
   slot_type() noexcept = default;
-  /// A copy of the slot returned by slot() starts a new binding (see below).
+  /// A copy of the slot returned by make_slot() starts a new binding (see below).
   slot_type(const slot_type& other);
   slot_type(slot_type&& other);
   slot_type& operator=(slot_type other) noexcept;
@@ -257,11 +343,11 @@ private:
   void drop() noexcept;
 
   detail::node_slot slot_;
-  // Copies made from the slot() object itself are bindings (one per bound
+  // Copies made from the make_slot() object itself are bindings (one per bound
   // operation, as asio::bind_cancellation_slot copies it); copies of a
   // binding share it. A handler installed through a binding is removed when
   // the binding's last copy is gone, so two operations bound through one
-  // slot() object never leave a completed operation's handler reachable.
+  // make_slot() object never leave a completed operation's handler reachable.
   struct binding
   {
     detail::ref_count refs;

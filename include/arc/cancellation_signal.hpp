@@ -46,6 +46,7 @@ public:
 
   /// Record @p reason, then emit @p type to the installed handler.
   /**
+   * The arguments come in the order cancel_source::cancel() takes them.
    * If no handler is installed, nothing happens. Re-emitting the reason
    * already recorded costs no atomic operation. The handler may clear() or
    * emplace() the slot from inside its call: it is destroyed once the call
@@ -56,11 +57,12 @@ public:
    * @code
    * arc::cancellation_signal sig;
    * sig.slot().emplace<probe>(counts, &sig);
-   * sig.emit(asio::cancellation_type::terminal, arc::reason::user("stop"));
+   * sig.emit(arc::reason::user("stop"), asio::cancellation_type::terminal);
    * // the handler ran once; sig.reason() is the reason
    * @endcode
    */
-  void emit(boost::asio::cancellation_type_t type, const cancel_reason& reason);
+  void emit(const cancel_reason& reason,
+      boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal);
 
   /// The slot to bind an operation to.
   cancellation_slot slot() noexcept;

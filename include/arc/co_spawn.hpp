@@ -33,7 +33,8 @@ namespace arc {
  *               type must be constructible from an executor adapter (true of
  *               boost::asio::any_io_executor, the default).
  * @param a      the coroutine.
- * @param token  completion token.
+ * @param token  completion token; by default the executor's default completion
+ *               token, as for boost::asio::co_spawn.
  *
  * @par Completion Signature
  * @code void(std::exception_ptr, T) @endcode for awaitable<T>,
@@ -61,40 +62,53 @@ namespace arc {
  * @endcode
  */
 template <typename Executor, typename T, typename AwaitableExecutor,
-    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, T)) CompletionToken>
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, T))
+        CompletionToken = boost::asio::default_completion_token_t<Executor>>
   requires(boost::asio::execution::is_executor<Executor>::value
       || boost::asio::is_executor<Executor>::value)
 auto co_spawn(const Executor& ex, boost::asio::awaitable<T, AwaitableExecutor> a,
-    CompletionToken&& token);
+    CompletionToken&& token = boost::asio::default_completion_token_t<Executor>());
 
 /// Spawn a coroutine returning nothing. @see co_spawn
 template <typename Executor, typename AwaitableExecutor,
-    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr))
+        CompletionToken = boost::asio::default_completion_token_t<Executor>>
   requires(boost::asio::execution::is_executor<Executor>::value
       || boost::asio::is_executor<Executor>::value)
 auto co_spawn(const Executor& ex, boost::asio::awaitable<void, AwaitableExecutor> a,
-    CompletionToken&& token);
+    CompletionToken&& token = boost::asio::default_completion_token_t<Executor>());
 
 /// Spawn a coroutine on @p ctx's executor. @see co_spawn
 template <typename ExecutionContext, typename T, typename AwaitableExecutor,
-    typename CompletionToken>
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::spawn_signature_t<T>)
+        CompletionToken = boost::asio::default_completion_token_t<
+            typename ExecutionContext::executor_type>>
   requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
 auto co_spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor> a,
-    CompletionToken&& token);
+    CompletionToken&& token = boost::asio::default_completion_token_t<
+        typename ExecutionContext::executor_type>());
 
 /// Spawn the coroutine that @p f returns; @p f is called inside the task.
 /** @see co_spawn */
-template <typename Executor, typename F, typename CompletionToken>
+template <typename Executor, typename F,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::function_spawn_signature<F>)
+        CompletionToken = boost::asio::default_completion_token_t<Executor>>
   requires(boost::asio::execution::is_executor<Executor>::value
       || boost::asio::is_executor<Executor>::value)
   && std::is_invocable_v<F>
-auto co_spawn(const Executor& ex, F&& f, CompletionToken&& token);
+auto co_spawn(const Executor& ex, F&& f,
+    CompletionToken&& token = boost::asio::default_completion_token_t<Executor>());
 
 /// Spawn the coroutine that @p f returns, on @p ctx's executor. @see co_spawn
-template <typename ExecutionContext, typename F, typename CompletionToken>
+template <typename ExecutionContext, typename F,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::function_spawn_signature<F>)
+        CompletionToken = boost::asio::default_completion_token_t<
+            typename ExecutionContext::executor_type>>
   requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
   && std::is_invocable_v<F>
-auto co_spawn(ExecutionContext& ctx, F&& f, CompletionToken&& token);
+auto co_spawn(ExecutionContext& ctx, F&& f,
+    CompletionToken&& token = boost::asio::default_completion_token_t<
+        typename ExecutionContext::executor_type>());
 
 /// The task context of the code running now: a coroutine started by arc::co_spawn.
 /**

@@ -138,7 +138,7 @@ void BM_arc_signal_emit(benchmark::State& state)
   for (auto _ : state)
   {
     sig.slot().emplace<small_handler>(&calls, &op);
-    sig.emit(asio::cancellation_type::terminal, why);
+    sig.emit(why, asio::cancellation_type::terminal);
     benchmark::DoNotOptimize(calls);
   }
   if (calls != static_cast<std::size_t>(state.iterations()) || sig.reason() != why)
@@ -603,7 +603,7 @@ struct pair_spec
 };
 
 constexpr pair_spec pairs[] = {
-  {"signal_emit", "signal emplace + emit(type[, reason])", 1.10, 1},
+  {"signal_emit", "signal emplace + emit([reason, ]type)", 1.10, 1},
   {"timer_cancel", "cancel pending steady_timer wait + run", 1.05, 1},
   {"co_spawn", "co_spawn(empty, detached) + run", 1.10, 1},
   {"spawn_cancel_join", "1e5 tasks spawn->cancel->join, per task", 1.10,

@@ -4,6 +4,7 @@
 
 #include <arc/cancellation_signal.hpp>
 #include <arc/detail/initiation.hpp>
+#include <arc/detail/wrapped_handler.hpp>
 #include <arc/detail/op_node.hpp>
 #include <arc/detail/task_executor.hpp>
 
@@ -87,6 +88,30 @@ bool connect_own_slot(const Handler& handler, Target* target)
   return true;
 }
 
+// --- The reason of the completion being delivered ---------------------------
+
+// While a bound handler calls the handler it wraps, the node's reason, for
+// adapters inside it (arc::reasoned_t) that cannot see the node. Trivial:
+// no guard on the thread_local.
+inline thread_local const cancel_reason* completing_reason_ = nullptr;
+
+inline const cancel_reason* completing_reason() noexcept { return completing_reason_; }
+
+class completing_reason_scope
+{
+public:
+  explicit completing_reason_scope(const cancel_reason* r) noexcept
+    : prev_(std::exchange(completing_reason_, r))
+  {
+  }
+  completing_reason_scope(const completing_reason_scope&) = delete;
+  completing_reason_scope& operator=(const completing_reason_scope&) = delete;
+  ~completing_reason_scope() { completing_reason_ = prev_; }
+
+private:
+  const cancel_reason* prev_;
+};
+
 // --- The completion handler wrapper ------------------------------------------
 
 // Owns one reference to the node. On completion (or destruction, when the
@@ -144,7 +169,9 @@ public:
     }
     else
     {
+      cancel_reason r = n->reason(); // empty, and free, unless cancelled
       n->release();
+      completing_reason_scope scope(&r);
       std::move(handler_)(std::forward<Args>(args)...);
     }
   }
@@ -180,25 +207,5 @@ void launch_bound(Initiation&& init, source_state* src, Handler&& h, Args&&... a
 }
 
 } // namespace arc::detail
-
-// Every arc completion wrapper (it names its inner handler type as
-// arc_wrapped_handler and keeps it in handler_) forwards every associator but
-// the cancellation slot, which it provides itself, to the handler it wraps.
-template <template <typename, typename> class Associator, typename Wrapper,
-    typename DefaultCandidate>
-  requires requires { typename Wrapper::arc_wrapped_handler; }
-struct boost::asio::associator<Associator, Wrapper, DefaultCandidate>
-  : Associator<typename Wrapper::arc_wrapped_handler, DefaultCandidate>
-{
-  using inner = Associator<typename Wrapper::arc_wrapped_handler, DefaultCandidate>;
-
-  static typename inner::type get(const Wrapper& h) noexcept { return inner::get(h.handler_); }
-
-  static auto get(const Wrapper& h, const DefaultCandidate& c) noexcept
-    -> decltype(inner::get(h.handler_, c))
-  {
-    return inner::get(h.handler_, c);
-  }
-};
 
 #endif

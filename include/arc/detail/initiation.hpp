@@ -10,6 +10,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/system_executor.hpp>
 
+#include <exception>
 #include <type_traits>
 #include <utility>
 
@@ -169,6 +170,26 @@ struct append_reason_signature<R(Args...)>
 
 template <typename Signature>
 using append_reason_signature_t = typename append_reason_signature<Signature>::type;
+
+// The completion signature of a coroutine returning T, as co_spawn has it.
+template <typename T>
+struct spawn_signature
+{
+  using type = void(std::exception_ptr, T);
+};
+
+template <>
+struct spawn_signature<void>
+{
+  using type = void(std::exception_ptr);
+};
+
+template <typename T>
+using spawn_signature_t = typename spawn_signature<T>::type;
+
+// The same for a function that returns an awaitable.
+template <typename F>
+using function_spawn_signature = spawn_signature_t<typename std::invoke_result_t<F>::value_type>;
 
 template <typename T, typename U>
 using like_const_t = std::conditional_t<std::is_const_v<std::remove_reference_t<T>>, const U, U>;

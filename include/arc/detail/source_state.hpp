@@ -10,14 +10,17 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <vector>
 
 namespace arc::detail {
 
 class source_state;
+class source_deadline; // src/cancel_source.cpp
 
 // Something a source notifies when it is cancelled: an operation's node or a
 // child source's link. Linked into the source's list under its lock; notified
@@ -147,6 +150,14 @@ public:
 
   const std::optional<asio::any_io_executor>& executor() const noexcept { return executor_; }
 
+  // Cancel with @p r (or, if empty, a timeout reason made on expiry, with
+  // @p after and @p where) at @p when, on the source's executor, unless the
+  // source is cancelled or destroyed first; then the timer goes at once.
+  // False if the source is already cancelled. Throws no_executor without an
+  // executor.
+  bool arm_deadline(std::chrono::steady_clock::time_point when, cancel_reason r,
+      std::chrono::steady_clock::duration after, std::source_location where);
+
 protected:
   virtual ~source_state();
 
@@ -179,6 +190,7 @@ private:
   };
 
   static void destroy_chain(source_state* s) noexcept;
+  static void drop_deadlines(source_deadline* list) noexcept;
 
   // Under mutex_: the request with sequence number @p seq (1 is the first).
   request request_at(std::size_t seq) const;
@@ -204,6 +216,7 @@ private:
   std::optional<asio::any_io_executor> executor_;
   source_state* parent_ = nullptr; // strong reference
   std::optional<child_link> in_parent_;
+  source_deadline* deadlines_ = nullptr; // owned references, guarded by mutex_
 };
 
 using source_ref = ref_ptr<source_state>;

@@ -3,6 +3,7 @@
 #define ARC_IMPL_CANCEL_SOURCE_HPP
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 
 #include <utility>
 
@@ -39,6 +40,13 @@ inline cancel_source& cancel_source::operator=(cancel_source&& other) noexcept
   cancel_source moved(std::move(other));
   std::swap(state_, moved.state_);
   return *this;
+}
+
+template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(cancel_reason)) WaitToken>
+auto cancel_source::async_wait(WaitToken&& token) const
+{
+  return boost::asio::async_initiate<WaitToken, void(cancel_reason)>(
+      detail::initiate_source_wait(state_), token);
 }
 
 inline cancel_source::~cancel_source()

@@ -8,11 +8,11 @@ namespace arc {
 
 inline void cancellation_signal::emit(boost::asio::cancellation_type_t type)
 {
-  emit(type, reason::unspecified());
+  emit(reason::unspecified(), type);
 }
 
-inline void cancellation_signal::emit(boost::asio::cancellation_type_t type,
-    const cancel_reason& reason)
+inline void cancellation_signal::emit(const cancel_reason& reason,
+    boost::asio::cancellation_type_t type)
 {
   if (!handler_.has_handler())
     return;

@@ -3,6 +3,7 @@
 #define ARC_IMPL_CO_SPAWN_HPP
 
 #include <arc/detail/bound_handler.hpp>
+#include <arc/error.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -95,8 +96,13 @@ public:
   }
 
   template <typename... Args>
-  void operator()(Args&&... args)
+  void operator()(std::exception_ptr e, Args&&... args)
   {
+    // A task that ends with an exception once it has been cancelled ends
+    // because of the cancellation, whatever its body threw: it completes with
+    // the reason (as asyncio's CancelledError(msg) does).
+    if (e && task_->cancelled()) [[unlikely]]
+      e = std::make_exception_ptr(cancelled_error(task_->first_reason()));
     // Runs on the task's executor, holding the task. From now on an executor
     // captured inside the task runs plain code.
     task_->finished_.store(true, std::memory_order_release);
@@ -118,15 +124,15 @@ public:
         {
           ~leave() { --depth; }
         } guard;
-        asio::dispatch(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+        asio::dispatch(ex, asio::append(std::move(handler_), std::move(e), std::forward<Args>(args)...));
       }
       else
-        asio::post(ex, asio::append(std::move(handler_), std::forward<Args>(args)...));
+        asio::post(ex, asio::append(std::move(handler_), std::move(e), std::forward<Args>(args)...));
     }
     else
       // No executor of its own: Asio would run it on the spawn executor,
       // which is where this runs.
-      std::move(handler_)(std::forward<Args>(args)...);
+      std::move(handler_)(std::move(e), std::forward<Args>(args)...);
   }
 
 private:
@@ -206,22 +212,6 @@ private:
   task_ref task_;
 };
 
-template <typename T>
-struct spawn_signature
-{
-  using type = void(std::exception_ptr, T);
-};
-
-template <>
-struct spawn_signature<void>
-{
-  using type = void(std::exception_ptr);
-};
-
-template <typename F>
-using function_spawn_signature = typename spawn_signature<
-    typename std::invoke_result_t<F>::value_type>::type;
-
 } // namespace arc::detail
 
 namespace arc {
@@ -255,7 +245,7 @@ auto co_spawn(const Executor& ex, boost::asio::awaitable<void, AwaitableExecutor
 }
 
 template <typename ExecutionContext, typename T, typename AwaitableExecutor,
-    typename CompletionToken>
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::spawn_signature_t<T>) CompletionToken>
   requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
 auto co_spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor> a,
     CompletionToken&& token)
@@ -264,7 +254,8 @@ auto co_spawn(ExecutionContext& ctx, boost::asio::awaitable<T, AwaitableExecutor
       std::forward<CompletionToken>(token));
 }
 
-template <typename Executor, typename F, typename CompletionToken>
+template <typename Executor, typename F,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::function_spawn_signature<F>) CompletionToken>
   requires(boost::asio::execution::is_executor<Executor>::value
       || boost::asio::is_executor<Executor>::value)
   && std::is_invocable_v<F>
@@ -274,7 +265,8 @@ auto co_spawn(const Executor& ex, F&& f, CompletionToken&& token)
       detail::initiate_co_spawn<Executor>(ex), token, std::forward<F>(f));
 }
 
-template <typename ExecutionContext, typename F, typename CompletionToken>
+template <typename ExecutionContext, typename F,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(detail::function_spawn_signature<F>) CompletionToken>
   requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
   && std::is_invocable_v<F>
 auto co_spawn(ExecutionContext& ctx, F&& f, CompletionToken&& token)
