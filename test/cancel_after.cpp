@@ -257,11 +257,46 @@ struct cancel_after_adapter
   }
 };
 
+// cancel_after(d, type, token) with a partial type: a timer wait honours it.
+struct cancel_after_type_adapter
+{
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture&, Token&& token) const
+  {
+    return arc::cancel_after(5ms, asio::cancellation_type::partial, std::forward<Token>(token));
+  }
+};
+
+// cancel_after(timer, d, token): the caller's timer.
+struct cancel_after_timer_adapter
+{
+  static constexpr bool appends_reason = false;
+  asio::steady_timer* timer;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture&, Token&& token) const
+  {
+    return arc::cancel_after(*timer, 5ms, std::forward<Token>(token));
+  }
+};
+
+// cancel_after(d)(token): the partial form, applied.
+struct partial_cancel_after_adapter
+{
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture&, Token&& token) const
+  {
+    return arc::cancel_after(5ms)(std::forward<Token>(token));
+  }
+};
+
 template <typename Kind>
 class cancel_after_token : public ::testing::Test
 {
 protected:
   arc_test::token_fixture f; // its timer waits 1 h: only the timeout ends it
+  asio::steady_timer own_timer{f.ctx};
 };
 
 } // namespace
@@ -274,6 +309,29 @@ TYPED_TEST(cancel_after_token, an_operation_past_its_timeout_completes_with_time
   EXPECT_EQ(got.calls, 1);
   EXPECT_EQ(got.ec, arc::error::timed_out);
   EXPECT_EQ(got.ec, boost::system::errc::operation_canceled);
+}
+
+TYPED_TEST(cancel_after_token, a_partial_cancellation_type_on_expiry_times_out_a_timer_wait)
+{
+  const auto got = TypeParam::run(this->f, cancel_after_type_adapter{}, [] {});
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, arc::error::timed_out);
+}
+
+TYPED_TEST(cancel_after_token, the_callers_timer_times_the_operation)
+{
+  const auto before = std::chrono::steady_clock::now();
+  const auto got = TypeParam::run(this->f, cancel_after_timer_adapter{&this->own_timer}, [] {});
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, arc::error::timed_out);
+  EXPECT_GE(this->own_timer.expiry(), before + 5ms) << "the caller's timer was not the one armed";
+}
+
+TYPED_TEST(cancel_after_token, the_partial_form_applied_to_a_token_is_cancel_after)
+{
+  const auto got = TypeParam::run(this->f, partial_cancel_after_adapter{}, [] {});
+  EXPECT_EQ(got.calls, 1);
+  EXPECT_EQ(got.ec, arc::error::timed_out);
 }
 
 TEST(with_timeout, a_body_past_its_deadline_is_cancelled_and_reported_as_timed_out)
@@ -628,4 +686,175 @@ TEST(cancel_after, an_operation_that_finishes_first_frees_everything_before_its_
   EXPECT_FALSE(result);
   EXPECT_EQ(live_in_handler, 0);
   EXPECT_EQ(count.live, 0);
+}
+
+// --- with_timeout_at (issue 6) ---
+
+TEST(with_timeout_at, a_body_past_its_deadline_is_reported_as_timed_out)
+{
+  asio::io_context ctx;
+  const auto due = std::chrono::steady_clock::now() + 20ms;
+  error_code code;
+  arc::cancel_reason reason, body_saw;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::with_timeout_at(due, [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        try
+        {
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        catch (const boost::system::system_error&)
+        {
+          body_saw = arc::this_task::reason();
+          throw;
+        }
+      }());
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      code = e.code();
+      reason = e.reason();
+    }
+  }());
+  EXPECT_EQ(code, arc::error::timed_out);
+  EXPECT_EQ(reason.kind(), arc::reason_kind::timeout);
+  EXPECT_EQ(reason.deadline(), due);
+  EXPECT_EQ(reason, body_saw);
+  EXPECT_GE(std::chrono::steady_clock::now(), due);
+}
+
+TEST(with_timeout_at, returns_the_bodys_value_when_it_finishes_in_time)
+{
+  asio::io_context ctx;
+  int got = 0;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    got = co_await arc::with_timeout_at(std::chrono::steady_clock::now() + 1h,
+        []() -> asio::awaitable<int> { co_return 9; }());
+  }());
+  EXPECT_EQ(got, 9);
+}
+
+TEST(with_timeout_at, a_deadline_already_past_cancels_the_body_at_its_first_wait)
+{
+  asio::io_context ctx;
+  error_code code;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      co_await arc::with_timeout_at(std::chrono::steady_clock::now() - 1s,
+          [&]() -> asio::awaitable<void> {
+            asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+            co_await t.async_wait(asio::use_awaitable);
+          }());
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      code = e.code();
+    }
+  }());
+  EXPECT_EQ(code, arc::error::timed_out);
+}
+
+// --- cancel_after: the type, the caller's timer, the partial form (issue 6) ---
+
+namespace {
+
+static_assert(std::is_same_v<decltype(arc::cancel_after(1s)), arc::partial_cancel_after>);
+static_assert(std::is_same_v<decltype(arc::cancel_after(1s, asio::cancellation_type::partial)),
+    arc::partial_cancel_after>);
+static_assert(std::is_same_v<decltype(std::declval<asio::steady_timer&>().async_wait(
+                                 arc::cancel_after(1s, asio::cancellation_type::total,
+                                     asio::use_awaitable))),
+    asio::awaitable<void>>);
+static_assert(std::is_same_v<decltype(std::declval<asio::steady_timer&>().async_wait(arc::cancel_after(
+                                 std::declval<asio::steady_timer&>(), 1s, asio::use_awaitable))),
+    asio::awaitable<void>>);
+
+// An operation that records the type its slot was emitted with, and
+// completes with operation_aborted then.
+template <typename Token>
+auto async_record_type(asio::io_context& ctx, asio::cancellation_type_t* seen, Token&& token)
+{
+  return asio::async_initiate<Token, void(error_code)>(
+      [&ctx, seen](auto handler) {
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto h = std::make_shared<std::optional<decltype(handler)>>(std::move(handler));
+        slot.assign([&ctx, seen, h](asio::cancellation_type_t t) {
+          *seen = t;
+          if (*h)
+          {
+            auto done = std::move(**h);
+            h->reset();
+            asio::post(ctx, [done = std::move(done)]() mutable { std::move(done)(asio::error::operation_aborted); });
+          }
+        });
+      },
+      token);
+}
+
+} // namespace
+
+TEST(cancel_after, the_cancellation_type_given_is_the_one_emitted_on_expiry)
+{
+  asio::io_context ctx;
+  asio::cancellation_type_t seen = asio::cancellation_type::none;
+  error_code ec;
+  async_record_type(ctx, &seen,
+      arc::cancel_after(5ms, asio::cancellation_type::partial,
+          asio::bind_executor(ctx, [&](error_code e) { ec = e; })));
+  ctx.run();
+  EXPECT_EQ(seen, asio::cancellation_type::partial);
+  EXPECT_EQ(ec, arc::error::timed_out);
+}
+
+TEST(cancel_after, the_partial_form_adapts_the_executors_default_token)
+{
+  asio::io_context ctx;
+  error_code code;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto timer = asio::use_awaitable.as_default_on(
+        asio::steady_timer(co_await asio::this_coro::executor, 1h));
+    try
+    {
+      co_await timer.async_wait(arc::cancel_after(5ms));
+    }
+    catch (const boost::system::system_error& e)
+    {
+      code = e.code();
+    }
+  }());
+  EXPECT_EQ(code, arc::error::timed_out);
+}
+
+TEST(cancel_after, the_callers_timer_is_left_alone_when_the_operation_finishes_first)
+{
+  asio::io_context ctx;
+  asio::steady_timer own(ctx);
+  asio::steady_timer op(ctx, 1ms);
+  error_code ec = asio::error::would_block;
+  op.async_wait(arc::cancel_after(own, 1h, [&](error_code e) { ec = e; }));
+  const auto start = std::chrono::steady_clock::now();
+  ctx.run(); // the caller's timer is cancelled once the operation is done
+  EXPECT_FALSE(ec);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+TEST(cancel_after, the_partial_form_on_a_plain_executor_is_deferred)
+{
+  asio::io_context ctx;
+  asio::steady_timer timer(ctx, 1h);
+  error_code ec;
+  int calls = 0;
+  auto op = timer.async_wait(arc::cancel_after(5ms)); // nothing starts yet
+  EXPECT_EQ(ctx.poll(), 0u);
+  ctx.restart();
+  std::move(op)([&](error_code e) {
+    ++calls;
+    ec = e;
+  });
+  ctx.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(ec, arc::error::timed_out);
 }

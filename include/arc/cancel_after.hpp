@@ -8,6 +8,8 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/wait_traits.hpp>
 
 #include <chrono>
@@ -28,6 +30,7 @@ public:
   cancel_reason reason_;
   std::source_location where_;
   CompletionToken token_;
+  boost::asio::cancellation_type_t cancel_type_ = boost::asio::cancellation_type::terminal;
   /// @endcond
 };
 
@@ -43,7 +46,49 @@ public:
   cancel_reason reason_;
   std::source_location where_;
   CompletionToken token_;
+  boost::asio::cancellation_type_t cancel_type_ = boost::asio::cancellation_type::terminal;
   /// @endcond
+};
+
+/// A completion token adapter that cancels the operation after a duration, using the caller's timer.
+/** @see cancel_after(timer, timeout, token) */
+template <typename CompletionToken, typename Clock, typename WaitTraits, typename Executor>
+class cancel_after_timer_t
+{
+public:
+  /// @cond INTERNAL
+  boost::asio::basic_waitable_timer<Clock, WaitTraits, Executor>* timer_;
+  typename Clock::duration expiry_;
+  cancel_reason reason_;
+  std::source_location where_;
+  CompletionToken token_;
+  boost::asio::cancellation_type_t cancel_type_ = boost::asio::cancellation_type::terminal;
+  /// @endcond
+};
+
+/// cancel_after without its token: apply it to one, or use it as the token.
+/**
+ * `arc::cancel_after(5s)(token)` is `arc::cancel_after(5s, token)`. Used as a
+ * completion token itself, it adapts the default completion token of the
+ * operation's executor (Asio 1.86's partial form), so it composes with
+ * `as_default_on`: `co_await timer.async_wait(arc::cancel_after(5s))` where
+ * the timer's executor defaults to use_awaitable.
+ */
+class partial_cancel_after
+{
+public:
+  /// @cond INTERNAL
+  std::chrono::steady_clock::duration expiry_;
+  std::source_location where_;
+  boost::asio::cancellation_type_t cancel_type_ = boost::asio::cancellation_type::terminal;
+  /// @endcond
+
+  /// Adapt @p token.
+  template <typename CompletionToken>
+  cancel_after_t<std::decay_t<CompletionToken>> operator()(CompletionToken&& token) const
+  {
+    return {expiry_, {}, where_, std::forward<CompletionToken>(token), cancel_type_};
+  }
 };
 
 /// Cancel the operation if it has not completed within @p timeout.
@@ -113,6 +158,38 @@ cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
     const std::chrono::duration<Rep, Period>& timeout, cancel_reason reason,
     CompletionToken&& token);
 
+/// Cancel the operation with @p type if it has not completed within @p timeout.
+/**
+ * As cancel_after(timeout, token), emitting @p type (partial, total or
+ * terminal) on expiry instead of terminal, as Asio 1.86's overload does. An
+ * operation that does not support @p type ignores it and runs on.
+ */
+template <typename Rep, typename Period, typename CompletionToken>
+  requires(!std::is_same_v<std::decay_t<CompletionToken>, boost::asio::cancellation_type_t>)
+cancel_after_t<std::decay_t<CompletionToken>> cancel_after(
+    const std::chrono::duration<Rep, Period>& timeout, boost::asio::cancellation_type_t type,
+    CompletionToken&& token, std::source_location where = std::source_location::current());
+
+/// Cancel the operation if it has not completed within @p timeout, using @p timer.
+/**
+ * As cancel_after(timeout, token), with the caller's timer instead of one
+ * of the operation's own (Asio 1.86's overload): no timer is constructed, and
+ * the timer's clock is used. The timer must outlive the operation and not be
+ * used by anything else meanwhile; its expiry is set by this call.
+ */
+template <typename Clock, typename WaitTraits, typename Executor, typename Rep, typename Period,
+    typename CompletionToken>
+cancel_after_timer_t<std::decay_t<CompletionToken>, Clock, WaitTraits, Executor> cancel_after(
+    boost::asio::basic_waitable_timer<Clock, WaitTraits, Executor>& timer,
+    const std::chrono::duration<Rep, Period>& timeout, CompletionToken&& token,
+    std::source_location where = std::source_location::current());
+
+/// cancel_after without its token (Asio 1.86's partial form). @see partial_cancel_after
+template <typename Rep, typename Period>
+partial_cancel_after cancel_after(const std::chrono::duration<Rep, Period>& timeout,
+    boost::asio::cancellation_type_t type = boost::asio::cancellation_type::terminal,
+    std::source_location where = std::source_location::current());
+
 /// Cancel the operation if it has not completed by @p expiry.
 /**
  * As cancel_after, with an absolute time on any clock Asio's timers accept.
@@ -147,7 +224,8 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
  *   body ends with a cancellation, with_timeout throws arc::cancelled_error
  *   with code arc::error::timed_out and the timeout reason.
  * - If an outer cancellation (reason R) arrives first, the body sees R, not a
- *   timeout, and whatever the body throws is rethrown unchanged.
+ *   timeout; the body (a cancelled scope) ends with arc::cancelled_error
+ *   carrying R, which is rethrown unconverted.
  * - If the body completes, its result is returned, even if the deadline
  *   passed while it was finishing.
  *
@@ -170,6 +248,23 @@ cancel_at_t<std::decay_t<CompletionToken>, Clock> cancel_at(
  */
 template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> with_timeout(std::chrono::steady_clock::duration timeout,
+    boost::asio::awaitable<T, Executor> body,
+    std::source_location where = std::source_location::current());
+
+/// Run @p body; if it is still running at @p deadline, cancel it with a timeout reason.
+/**
+ * As with_timeout, with an absolute deadline; the timeout reason's
+ * deadline() is @p deadline.
+ *
+ * @par Example
+ * From test/cancel_after.cpp, `with_timeout_at.a_body_past_its_deadline_is_reported_as_timed_out`:
+ * @code
+ * co_await arc::with_timeout_at(std::chrono::steady_clock::now() + 20ms, wait_an_hour());
+ * // throws arc::cancelled_error: code() == timed_out, reason().deadline() is that time point
+ * @endcode
+ */
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> with_timeout_at(std::chrono::steady_clock::time_point deadline,
     boost::asio::awaitable<T, Executor> body,
     std::source_location where = std::source_location::current());
 

@@ -129,7 +129,10 @@ class timeout_op final : public op_node
 {
 public:
   using handler_type = Handler;
-  using timer_executor_type = typename Timer::executor_type;
+  // Timer is the timer type (the operation holds one), or a reference to the
+  // caller's timer (cancel_after(timer, …)).
+  using timer_type = std::remove_reference_t<Timer>;
+  using timer_executor_type = typename timer_type::executor_type;
   using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<Handler,
       asio::recycling_allocator<void>>>::template rebind_alloc<timeout_op>;
 
@@ -144,16 +147,18 @@ public:
     return 0;
   }
 
-  template <typename H>
-  static timeout_op* create(H&& h, const timer_executor_type& ex, cancel_reason r,
-      std::source_location where)
+  // @p timer_arg is the timer's executor, or the caller's timer.
+  template <typename H, typename TimerArg>
+  static timeout_op* create(H&& h, TimerArg&& timer_arg, cancel_reason r,
+      std::source_location where, asio::cancellation_type_t type)
   {
     allocator_type alloc(asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
     timeout_op* p = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try
     {
       return ::new (static_cast<void*>(p))
-          timeout_op(std::forward<H>(h), ex, std::move(r), where, alloc);
+          timeout_op(std::forward<H>(h), std::forward<TimerArg>(timer_arg), std::move(r), where,
+              type, alloc);
     }
     catch (...)
     {
@@ -173,7 +178,7 @@ public:
   template <typename Expiry>
   void start(const Expiry& expiry)
   {
-    if constexpr (std::is_same_v<Expiry, typename Timer::duration>)
+    if constexpr (std::is_same_v<Expiry, typename timer_type::duration>)
     {
       timer_.expires_after(expiry);
       after_ = std::chrono::duration_cast<cancel_reason::clock::duration>(expiry);
@@ -197,7 +202,7 @@ public:
                                  : expired_timeout(to_steady(timer_.expiry()), {}, where_);
     }
     // timeout_reason_ is not written again once the stage has left `waiting`.
-    op_node::emit(timeout_reason_, asio::cancellation_type::terminal);
+    op_node::emit(timeout_reason_, cancel_type_);
   }
 
   // A request through the handler's own slot (see connect_own_slot).
@@ -256,11 +261,12 @@ public:
 private:
   enum class stage : unsigned char { waiting, timed_out, outer, done };
 
-  template <typename H>
-  timeout_op(H&& h, const timer_executor_type& ex, cancel_reason r, std::source_location where,
-      const allocator_type& alloc)
-    : op_node(nullptr), handler_(std::in_place, std::forward<H>(h)), timer_(ex),
-      timeout_reason_(std::move(r)), where_(where), alloc_(alloc)
+  template <typename H, typename TimerArg>
+  timeout_op(H&& h, TimerArg&& timer_arg, cancel_reason r, std::source_location where,
+      asio::cancellation_type_t type, const allocator_type& alloc)
+    : op_node(nullptr), handler_(std::in_place, std::forward<H>(h)),
+      timer_(std::forward<TimerArg>(timer_arg)), timeout_reason_(std::move(r)), where_(where),
+      cancel_type_(type), alloc_(alloc)
   {
   }
 
@@ -333,6 +339,7 @@ private:
   std::optional<cancel_reason::clock::duration> after_;
   cancel_reason timeout_reason_;
   std::source_location where_;
+  asio::cancellation_type_t cancel_type_;
   std::atomic<unsigned char> parts_{2};
   spin_lock stage_lock_;
   stage stage_ = stage::waiting;
@@ -416,16 +423,21 @@ auto timer_executor(const Initiation& init, const Handler& h)
   }
 }
 
-// Expiry is a duration (cancel_after) or a time point (cancel_at).
+// Expiry is a duration (cancel_after) or a time point (cancel_at). UserTimer
+// is the caller's timer type (cancel_after(timer, …)), or void: the operation
+// then holds a timer of its own.
 template <typename Initiation, typename Clock, typename WaitTraits, typename Expiry,
-    typename... Signatures>
+    typename UserTimer, typename... Signatures>
 class initiate_timeout : public initiation_base<Initiation>
 {
 public:
+  using user_timer_ptr = std::conditional_t<std::is_void_v<UserTimer>, std::nullptr_t, UserTimer*>;
+
   template <typename I>
-  initiate_timeout(I&& init, Expiry expiry, cancel_reason r, std::source_location where)
+  initiate_timeout(I&& init, Expiry expiry, cancel_reason r, std::source_location where,
+      asio::cancellation_type_t type, user_timer_ptr timer)
     : initiation_base<Initiation>(std::forward<I>(init)), expiry_(expiry), reason_(std::move(r)),
-      where_(where)
+      where_(where), type_(type), timer_(timer)
   {
   }
 
@@ -445,10 +457,26 @@ private:
   template <typename Init, typename Handler, typename... Args>
   void launch(Init&& init, Handler&& h, Args&&... args) const
   {
-    auto ex = timer_executor(init, h);
-    using op_type = timeout_op<std::decay_t<Handler>,
-        asio::basic_waitable_timer<Clock, WaitTraits, decltype(ex)>, Signatures...>;
-    op_type* op = op_type::create(std::forward<Handler>(h), ex, reason_, where_);
+    if constexpr (std::is_void_v<UserTimer>)
+    {
+      auto ex = timer_executor(init, h);
+      using op_type = timeout_op<std::decay_t<Handler>,
+          asio::basic_waitable_timer<Clock, WaitTraits, decltype(ex)>, Signatures...>;
+      run(op_type::create(std::forward<Handler>(h), ex, reason_, where_, type_),
+          std::forward<Init>(init), std::forward<Args>(args)...);
+    }
+    else
+    {
+      using op_type = timeout_op<std::decay_t<Handler>, UserTimer&, Signatures...>;
+      run(op_type::create(std::forward<Handler>(h), *timer_, reason_, where_, type_),
+          std::forward<Init>(init), std::forward<Args>(args)...);
+    }
+  }
+
+  template <typename Op, typename Init, typename... Args>
+  void run(Op* op, Init&& init, Args&&... args) const
+  {
+    using op_type = Op;
     timeout_completion<op_type> completion(op);
     op->start(expiry_);
     op->add_ref(); // kept across the initiation
@@ -465,19 +493,27 @@ private:
   Expiry expiry_;
   cancel_reason reason_;
   std::source_location where_;
+  asio::cancellation_type_t type_;
+  user_timer_ptr timer_;
 };
 
-template <typename Clock, typename WaitTraits, typename Expiry>
+template <typename Clock, typename WaitTraits, typename Expiry, typename UserTimer = void>
 struct timeout_policy
 {
   template <typename Signature>
   using signature = Signature;
 
   template <typename... Signatures, typename Initiation, typename Token>
-  static initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits, Expiry, Signatures...> wrap(
-      Initiation&& init, const Token& token)
+  static initiate_timeout<std::decay_t<Initiation>, Clock, WaitTraits, Expiry, UserTimer,
+      Signatures...>
+  wrap(Initiation&& init, const Token& token)
   {
-    return {std::forward<Initiation>(init), token.expiry_, token.reason_, token.where_};
+    if constexpr (std::is_void_v<UserTimer>)
+      return {std::forward<Initiation>(init), token.expiry_, token.reason_, token.where_,
+          token.cancel_type_, nullptr};
+    else
+      return {std::forward<Initiation>(init), token.expiry_, token.reason_, token.where_,
+          token.cancel_type_, token.timer_};
   }
 };
 
