@@ -68,8 +68,46 @@ cancelled_error::cancelled_error(cancel_reason r)
 }
 
 cancelled_error::cancelled_error(boost::system::error_code ec, cancel_reason r)
-  : boost::system::system_error(ec, to_string(r)), reason_(std::move(r))
+  : boost::system::system_error(ec), reason_(std::move(r))
 {
+}
+
+cancelled_error::cancelled_error(const cancelled_error& other)
+  : boost::system::system_error(other), reason_(other.reason_)
+{
+}
+
+cancelled_error& cancelled_error::operator=(const cancelled_error& other)
+{
+  if (this != &other)
+  {
+    cancelled_error copy(other);
+    boost::system::system_error::operator=(copy);
+    reason_ = copy.reason_;
+    what_once_.~once_flag();
+    ::new (&what_once_) std::once_flag();
+    what_.clear();
+  }
+  return *this;
+}
+
+cancelled_error::~cancelled_error() = default;
+
+const char* cancelled_error::what() const noexcept
+{
+  try
+  {
+    std::call_once(what_once_, [this] {
+      what_ = to_string(reason_);
+      what_ += ": ";
+      what_ += boost::system::system_error::what();
+    });
+    return what_.c_str();
+  }
+  catch (...)
+  {
+    return boost::system::system_error::what();
+  }
 }
 
 } // namespace arc

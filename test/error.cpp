@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -227,4 +228,47 @@ TEST(cancelled_error, copies_keep_the_reason)
   EXPECT_EQ(copy.reason(), why);
   EXPECT_EQ(copy.code(), e.code());
   EXPECT_STREQ(copy.what(), e.what());
+}
+
+TEST(cancelled_error, assignment_takes_the_other_code_reason_and_what)
+{
+  const auto a = arc::reason::user("a");
+  const auto b = arc::reason::shutdown("b");
+  arc::cancelled_error e(a);
+  const std::string before = e.what(); // made before the assignment
+  const arc::cancelled_error other(b);
+  e = other;
+  EXPECT_EQ(e.reason(), b);
+  EXPECT_EQ(e.code(), arc::error::shutdown);
+  EXPECT_STREQ(e.what(), other.what());
+  EXPECT_NE(before, e.what());
+}
+
+TEST(cancelled_error_concurrency, what_may_be_called_from_several_threads_at_once)
+{
+  const auto why = arc::reason::user("shared");
+  for (int round = 0; round < 100; ++round)
+  {
+    // One exception object shared through exception_ptr copies, as a
+    // completion handed to several waiters would be.
+    const std::exception_ptr e = std::make_exception_ptr(arc::cancelled_error(why));
+    std::vector<std::string> seen(4);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i != seen.size(); ++i)
+      threads.emplace_back([&, i] {
+        try
+        {
+          std::rethrow_exception(e);
+        }
+        catch (const arc::cancelled_error& x)
+        {
+          seen[i] = x.what();
+        }
+      });
+    for (auto& t : threads)
+      t.join();
+    for (const auto& s : seen)
+      ASSERT_EQ(s, seen[0]);
+    EXPECT_NE(seen[0].find(arc::to_string(why)), std::string::npos);
+  }
 }

@@ -7,6 +7,8 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <mutex>
+#include <string>
 #include <type_traits>
 
 namespace arc {
@@ -61,11 +63,29 @@ public:
   /// A cancellation reported as @p ec, caused by @p r.
   cancelled_error(boost::system::error_code ec, cancel_reason r);
 
+  /// A copy: the same code and reason.
+  cancelled_error(const cancelled_error& other);
+
+  /// Take the code and reason of @p other.
+  cancelled_error& operator=(const cancelled_error& other);
+
+  ~cancelled_error() override;
+
   /// Why.
   const cancel_reason& reason() const noexcept { return reason_; }
 
+  /// to_string(reason()), ": ", then the code's own what().
+  /**
+   * Made on the first call, not when the exception is made: a cancelled task
+   * makes one, and most are caught without printing. Safe to call from
+   * several threads at once.
+   */
+  const char* what() const noexcept override;
+
 private:
   cancel_reason reason_;
+  mutable std::once_flag what_once_;
+  mutable std::string what_;
 };
 
 } // namespace arc

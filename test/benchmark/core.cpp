@@ -5,6 +5,8 @@
 // prints. A benchmark is only skipped (SkipWithError) if it did not do its work.
 #include <arc.hpp>
 
+#include "live_bytes.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -107,6 +109,13 @@ asio::awaitable<void> throwing_sleeper()
 {
   asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
   co_await timer.async_wait(asio::use_awaitable);
+}
+
+// The same, through arc::use_awaitable: throws arc::cancelled_error.
+asio::awaitable<void> reasoned_throwing_sleeper()
+{
+  asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+  co_await timer.async_wait(arc::use_awaitable);
 }
 
 constexpr std::size_t spawn_tasks = 100'000;
@@ -249,11 +258,11 @@ BENCHMARK(BM_arc_co_spawn);
 // most coroutine code does; C++ unwinding then dominates (several µs a task),
 // the same in both.
 
-void report_per_task(benchmark::State& state)
+void report_per_task(benchmark::State& state, std::size_t tasks = spawn_tasks)
 {
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(spawn_tasks));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(tasks));
   // Seconds per task (printed with an SI prefix, e.g. "250n").
-  state.counters["per_task"] = benchmark::Counter(static_cast<double>(spawn_tasks),
+  state.counters["per_task"] = benchmark::Counter(static_cast<double>(tasks),
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
@@ -264,62 +273,66 @@ void spawn_cancel_join_options(benchmark::internal::Benchmark* b)
   b->Unit(benchmark::kMillisecond)->MinWarmUpTime(0.3);
 }
 
-template <bool Throw>
+// 0: error code; 1: thrown through asio::use_awaitable; 2: thrown through
+// arc::use_awaitable (arc only).
+template <int Throw>
 asio::awaitable<void> make_sleeper(std::size_t* aborted)
 {
-  if constexpr (Throw)
+  if constexpr (Throw == 2)
+    return reasoned_throwing_sleeper();
+  else if constexpr (Throw == 1)
     return throwing_sleeper();
   else
     return sleeper(aborted);
 }
 
-template <bool Throw>
+template <int Throw>
 bool joined_all(benchmark::State& state, std::size_t joined, std::size_t threw,
-    std::size_t aborted)
+    std::size_t aborted, std::size_t tasks = spawn_tasks)
 {
-  const bool ok = joined == spawn_tasks
-    && (Throw ? threw == spawn_tasks : threw == 0 && aborted == spawn_tasks);
+  const bool ok = joined == tasks
+    && (Throw ? threw == tasks : threw == 0 && aborted == tasks);
   if (!ok)
     state.SkipWithError("not every task was cancelled and joined");
   return ok;
 }
 
-template <bool Throw>
-void BM_asio_spawn_cancel_join_impl(benchmark::State& state)
+template <int Throw>
+void BM_asio_spawn_cancel_join_impl(benchmark::State& state, std::size_t tasks = spawn_tasks)
 {
   asio::io_context ctx;
   // Asio allows one operation per slot: one signal per task, reused across
   // iterations (a signal is edge-triggered, so reuse is free).
-  auto signals = std::make_unique<asio::cancellation_signal[]>(spawn_tasks);
+  auto signals = std::make_unique<asio::cancellation_signal[]>(tasks);
   for (auto _ : state)
   {
     std::size_t joined = 0, threw = 0, aborted = 0;
-    for (std::size_t i = 0; i != spawn_tasks; ++i)
+    for (std::size_t i = 0; i != tasks; ++i)
       asio::co_spawn(ctx, make_sleeper<Throw>(&aborted),
           asio::bind_cancellation_slot(signals[i].slot(), count_joined{&joined, &threw}));
     ctx.poll(); // every task now waits on its timer
     asio::post(ctx, [&] {
-      for (std::size_t i = 0; i != spawn_tasks; ++i)
+      for (std::size_t i = 0; i != tasks; ++i)
         signals[i].emit(asio::cancellation_type::terminal);
     });
     ctx.run();
     ctx.restart();
     benchmark::DoNotOptimize(joined);
-    if (!joined_all<Throw>(state, joined, threw, aborted))
+    if (!joined_all<Throw>(state, joined, threw, aborted, tasks))
       break;
   }
-  report_per_task(state);
+  report_per_task(state, tasks);
 }
 
-template <bool Throw>
-void BM_arc_spawn_cancel_join_impl(benchmark::State& state)
+template <int Throw>
+void BM_arc_spawn_cancel_join_impl(benchmark::State& state, std::size_t tasks = spawn_tasks)
 {
   asio::io_context ctx;
   for (auto _ : state)
   {
     std::size_t joined = 0, threw = 0, aborted = 0;
     arc::cancel_source src(ctx); // one source for every task
-    for (std::size_t i = 0; i != spawn_tasks; ++i)
+    for (std::size_t i = 0; i != tasks; ++i)
       arc::co_spawn(ctx, make_sleeper<Throw>(&aborted),
           arc::bind_cancel(src, count_joined{&joined, &threw}));
     ctx.poll(); // every task now waits on its timer
@@ -327,35 +340,65 @@ void BM_arc_spawn_cancel_join_impl(benchmark::State& state)
     ctx.run();
     ctx.restart();
     benchmark::DoNotOptimize(joined);
-    if (!joined_all<Throw>(state, joined, threw, aborted))
+    if (!joined_all<Throw>(state, joined, threw, aborted, tasks))
       break;
   }
-  report_per_task(state);
+  report_per_task(state, tasks);
 }
 
 void BM_asio_spawn_cancel_join(benchmark::State& state)
 {
-  BM_asio_spawn_cancel_join_impl<false>(state);
+  BM_asio_spawn_cancel_join_impl<0>(state);
 }
 BENCHMARK(BM_asio_spawn_cancel_join)->Apply(spawn_cancel_join_options);
 
 void BM_arc_spawn_cancel_join(benchmark::State& state)
 {
-  BM_arc_spawn_cancel_join_impl<false>(state);
+  BM_arc_spawn_cancel_join_impl<0>(state);
 }
 BENCHMARK(BM_arc_spawn_cancel_join)->Apply(spawn_cancel_join_options);
 
 void BM_asio_spawn_cancel_join_throw(benchmark::State& state)
 {
-  BM_asio_spawn_cancel_join_impl<true>(state);
+  BM_asio_spawn_cancel_join_impl<1>(state);
 }
 BENCHMARK(BM_asio_spawn_cancel_join_throw)->Apply(spawn_cancel_join_options);
 
 void BM_arc_spawn_cancel_join_throw(benchmark::State& state)
 {
-  BM_arc_spawn_cancel_join_impl<true>(state);
+  BM_arc_spawn_cancel_join_impl<1>(state);
 }
 BENCHMARK(BM_arc_spawn_cancel_join_throw)->Apply(spawn_cancel_join_options);
+
+// arc::use_awaitable throws arc::cancelled_error (with the reason) where
+// asio::use_awaitable throws system_error: against the same raw baseline.
+void BM_asio_spawn_cancel_join_throw_reasoned(benchmark::State& state)
+{
+  BM_asio_spawn_cancel_join_impl<1>(state);
+}
+BENCHMARK(BM_asio_spawn_cancel_join_throw_reasoned)->Apply(spawn_cancel_join_options);
+
+void BM_arc_spawn_cancel_join_throw_reasoned(benchmark::State& state)
+{
+  BM_arc_spawn_cancel_join_impl<2>(state);
+}
+BENCHMARK(BM_arc_spawn_cancel_join_throw_reasoned)->Apply(spawn_cancel_join_options);
+
+// --- 4b. the same at N = 10^3 ... 10^6, side by side ----------------------------------
+
+void BM_asio_scj_scale(benchmark::State& state)
+{
+  BM_asio_spawn_cancel_join_impl<0>(state, static_cast<std::size_t>(state.range(0)));
+}
+BENCHMARK(BM_asio_scj_scale)->Arg(1'000)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_asio_scj_scale)->Arg(1'000'000)->Iterations(2)->Unit(benchmark::kMillisecond);
+
+void BM_arc_scj_scale(benchmark::State& state)
+{
+  BM_arc_spawn_cancel_join_impl<0>(state, static_cast<std::size_t>(state.range(0)));
+}
+BENCHMARK(BM_arc_scj_scale)->Arg(1'000)->Arg(10'000)->Arg(100'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_arc_scj_scale)->Arg(1'000'000)->Iterations(2)->Unit(benchmark::kMillisecond);
 
 // --- 5. the same on a 4-thread thread_pool ---------------------------------------------
 //
@@ -551,7 +594,9 @@ public:
     benchmark::ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs)
     {
-      const std::string& name = run.run_name.function_name;
+      std::string name = run.run_name.function_name;
+      if (!run.run_name.args.empty())
+        name.append("/").append(run.run_name.args);
       if (run.error_occurred)
       {
         failed_[name] = run.error_message;
@@ -606,13 +651,68 @@ constexpr pair_spec pairs[] = {
   {"signal_emit", "signal emplace + emit([reason, ]type)", 1.10, 1},
   {"timer_cancel", "cancel pending steady_timer wait + run", 1.05, 1},
   {"co_spawn", "co_spawn(empty, detached) + run", 1.10, 1},
-  {"spawn_cancel_join", "1e5 tasks spawn->cancel->join, per task", 1.10,
+  {"spawn_cancel_join", "1e5 tasks spawn->cancel->join, per task", 1.05,
       static_cast<double>(spawn_tasks)},
   {"spawn_cancel_join_throw", "  same, cancellation thrown, per task", 1.10,
+      static_cast<double>(spawn_tasks)},
+  {"spawn_cancel_join_throw_reasoned", "  same, thrown via arc::use_awaitable", 1.10,
       static_cast<double>(spawn_tasks)},
   {"pool_spawn_cancel_join", "1e4 tasks on a 4-thread pool, per task", 1.10,
       static_cast<double>(pool_tasks)},
 };
+
+// Live heap bytes per sleeping task: @p n tasks spawned, each waiting on its
+// timer with its cancellation bound (a signal per task for raw Asio, one
+// source for arc), measured before the cancel; then cancelled and joined.
+struct task_memory
+{
+  double arc = 0;
+  double asio = 0;
+};
+
+task_memory measure_task_memory(std::size_t n)
+{
+  task_memory m;
+  {
+    asio::io_context ctx;
+    auto signals = std::make_unique<asio::cancellation_signal[]>(n);
+    std::size_t joined = 0, threw = 0, aborted = 0;
+    const std::ptrdiff_t before = arc_bench::live_bytes();
+    for (std::size_t i = 0; i != n; ++i)
+      asio::co_spawn(ctx, sleeper(&aborted),
+          asio::bind_cancellation_slot(signals[i].slot(), count_joined{&joined, &threw}));
+    ctx.poll();
+    m.asio = static_cast<double>(arc_bench::live_bytes() - before) / static_cast<double>(n);
+    asio::post(ctx, [&] {
+      for (std::size_t i = 0; i != n; ++i)
+        signals[i].emit(asio::cancellation_type::terminal);
+    });
+    ctx.run();
+  }
+  {
+    asio::io_context ctx;
+    arc::cancel_source src(ctx);
+    std::size_t joined = 0, threw = 0, aborted = 0;
+    const std::ptrdiff_t before = arc_bench::live_bytes();
+    for (std::size_t i = 0; i != n; ++i)
+      arc::co_spawn(ctx, sleeper(&aborted), arc::bind_cancel(src, count_joined{&joined, &threw}));
+    ctx.poll();
+    m.arc = static_cast<double>(arc_bench::live_bytes() - before) / static_cast<double>(n);
+    asio::post(ctx, [&] { src.cancel(arc::reason::shutdown("x")); });
+    ctx.run();
+  }
+  return m;
+}
+
+void print_memory()
+{
+  constexpr std::size_t n = 10'000;
+  const task_memory m = measure_task_memory(n);
+  std::printf("\nlive heap per sleeping task (%zu tasks, a bound slot each)\n", n);
+  std::printf("%-42s %12s %12s %7s %7s  %s\n", "", "arc B", "asio B", "+B", "target", "");
+  std::printf("%-42s %12.0f %12.0f %+7.0f %7s  %s\n", "co_spawn, sleeping on a timer", m.arc,
+      m.asio, m.arc - m.asio, "+64", m.arc - m.asio <= 64 ? "ok" : "MISSED");
+}
 
 void print_table(const recording_reporter& rep)
 {
@@ -641,6 +741,26 @@ void print_table(const recording_reporter& rep)
     std::printf("%-42s %12.1f %12.1f %7.3f %7.2f  %s\n", p.label, a, b, ratio, p.target,
         ratio <= p.target ? "ok" : "MISSED");
   }
+  // Scaling: the same scenario at every N, side by side.
+  std::printf("\nspawn->cancel->join by N (ns per task, real time)\n");
+  std::printf("%-10s %12s %12s %7s %7s  %s\n", "N", "arc ns", "asio ns", "ratio", "target", "");
+  for (const long n : {1'000L, 10'000L, 100'000L, 1'000'000L})
+  {
+    char arc_name[64], asio_name[64];
+    std::snprintf(arc_name, sizeof arc_name, "BM_arc_scj_scale/%ld", n);
+    std::snprintf(asio_name, sizeof asio_name, "BM_asio_scj_scale/%ld", n);
+    const auto a = rep.real_ns(arc_name);
+    const auto b = rep.real_ns(asio_name);
+    if (!a || !b)
+    {
+      std::printf("%-10ld %12s %12s %7s %7.2f  not run\n", n, "-", "-", "-", 1.05);
+      continue;
+    }
+    const double ratio = *a / *b;
+    std::printf("%-10ld %12.1f %12.1f %7.3f %7.2f  %s\n", n, *a / static_cast<double>(n),
+        *b / static_cast<double>(n), ratio, 1.05, ratio <= 1.05 ? "ok" : "MISSED");
+  }
+
   // Machine-readable lines, read by run.sh for the asyncio/Node anchors.
   std::printf("\n");
   for (const char* side : {"arc", "asio"})
@@ -696,5 +816,6 @@ int main(int argc, char** argv)
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   print_table(reporter);
+  print_memory();
   return 0;
 }
