@@ -100,6 +100,21 @@ asio::awaitable<int> sleep_for_an_hour_then_return_1()
   co_return 1;
 }
 
+// Sleeps for an hour; once cancelled, records this_task::reason() in @p saw,
+// then lets the cancellation out.
+asio::awaitable<void> sleep_noting_why(arc::cancel_reason* saw)
+{
+  try
+  {
+    co_await sleep_for_an_hour();
+  }
+  catch (const boost::system::system_error&)
+  {
+    *saw = arc::this_task::reason();
+    throw;
+  }
+}
+
 // The code and reason of the cancelled_error @p e holds; fails the test otherwise.
 std::pair<error_code, arc::cancel_reason> cancelled_error_in(std::exception_ptr e)
 {
@@ -343,18 +358,7 @@ TEST(with_timeout, a_body_past_its_deadline_is_cancelled_and_reported_as_timed_o
   arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
     try
     {
-      co_await arc::with_timeout(20ms, [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-        try
-        {
-          co_await t.async_wait(asio::use_awaitable);
-        }
-        catch (const boost::system::system_error&)
-        {
-          body_saw = arc::this_task::reason();
-          throw;
-        }
-      }());
+      co_await arc::with_timeout(20ms, sleep_noting_why(&body_saw));
     }
     catch (const arc::cancelled_error& e)
     {
@@ -377,18 +381,7 @@ TEST(with_timeout, an_outer_cancellation_reaches_the_body_as_itself_and_is_not_m
   std::exception_ptr outcome;
   bool done = false;
   auto outer = [&]() -> asio::awaitable<void> {
-    co_await arc::with_timeout(1s, [&]() -> asio::awaitable<void> {
-      asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-      try
-      {
-        co_await t.async_wait(asio::use_awaitable);
-      }
-      catch (const boost::system::system_error&)
-      {
-        body_saw = arc::this_task::reason();
-        throw;
-      }
-    }());
+    co_await arc::with_timeout(1s, sleep_noting_why(&body_saw));
   };
   arc::co_spawn(ctx, outer(), arc::bind_cancel(src, [&](std::exception_ptr e) {
     outcome = e;
@@ -448,10 +441,7 @@ TEST(with_timeout, works_outside_an_arc_task)
   asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
     try
     {
-      co_await arc::with_timeout(5ms, []() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-        co_await t.async_wait(asio::use_awaitable);
-      }());
+      co_await arc::with_timeout(5ms, sleep_for_an_hour());
     }
     catch (const arc::cancelled_error& e)
     {
@@ -475,18 +465,7 @@ TEST(with_timeout, an_enclosing_timeout_is_converted_by_the_enclosing_with_timeo
       co_await arc::with_timeout(10ms, [&]() -> asio::awaitable<void> {
         try
         {
-          co_await arc::with_timeout(1h, [&]() -> asio::awaitable<void> {
-            asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-            try
-            {
-              co_await t.async_wait(asio::use_awaitable);
-            }
-            catch (const boost::system::system_error&)
-            {
-              body_saw = arc::this_task::reason();
-              throw;
-            }
-          }());
+          co_await arc::with_timeout(1h, sleep_noting_why(&body_saw));
         }
         catch (const arc::cancelled_error& e)
         {
@@ -699,18 +678,7 @@ TEST(with_timeout_at, a_body_past_its_deadline_is_reported_as_timed_out)
   arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
     try
     {
-      co_await arc::with_timeout_at(due, [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-        try
-        {
-          co_await t.async_wait(asio::use_awaitable);
-        }
-        catch (const boost::system::system_error&)
-        {
-          body_saw = arc::this_task::reason();
-          throw;
-        }
-      }());
+      co_await arc::with_timeout_at(due, sleep_noting_why(&body_saw));
     }
     catch (const arc::cancelled_error& e)
     {
@@ -744,10 +712,7 @@ TEST(with_timeout_at, a_deadline_already_past_cancels_the_body_at_its_first_wait
     try
     {
       co_await arc::with_timeout_at(std::chrono::steady_clock::now() - 1s,
-          [&]() -> asio::awaitable<void> {
-            asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-            co_await t.async_wait(asio::use_awaitable);
-          }());
+          sleep_for_an_hour());
     }
     catch (const arc::cancelled_error& e)
     {
