@@ -888,3 +888,41 @@ TEST(co_spawn, without_a_token_uses_the_executors_default_completion_token)
   ctx.run();
   EXPECT_EQ(ran, 2);
 }
+
+TEST(co_spawn, bound_to_a_moved_from_source_the_task_runs_unbound_to_its_end)
+{
+  asio::io_context ctx;
+  arc::cancel_source a(ctx);
+  arc::cancel_source b(std::move(a));
+  int calls = 0;
+  std::exception_ptr seen;
+  bool cancelled_inside = true;
+  arc::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
+    co_await t.async_wait(asio::use_awaitable);
+    cancelled_inside = arc::this_task::cancelled();
+  }, arc::bind_cancel(a, [&](std::exception_ptr e) {
+    ++calls;
+    seen = e;
+  }));
+  b.cancel(arc::reason::user("not a's"));
+  ctx.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(seen);
+  EXPECT_FALSE(cancelled_inside);
+}
+
+TEST(co_spawn, a_source_cancelled_after_its_task_completed_reaches_nothing)
+{
+  asio::io_context ctx;
+  arc::cancel_source src(ctx);
+  int calls = 0;
+  arc::co_spawn(ctx, []() -> asio::awaitable<int> { co_return 1; },
+      arc::bind_cancel(src, [&](std::exception_ptr, int) { ++calls; }));
+  ctx.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(src.cancel(arc::reason::user("late")));
+  ctx.restart();
+  ctx.run();
+  EXPECT_EQ(calls, 1);
+}

@@ -10,6 +10,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/system_executor.hpp>
 
+#include <concepts>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -224,6 +225,13 @@ struct adapter_async_result
   }
 };
 
+// An initiation that can bind itself to a source, without a node of its own
+// in between (arc::co_spawn's: its task becomes a child of the source).
+template <typename Initiation>
+concept binds_to_source = requires(const Initiation& init, source_state* src) {
+  { init.arc_bind_source(src) } -> std::same_as<Initiation>;
+};
+
 // bind_cancel (AppendReason = false) and with_reason (true).
 template <bool AppendReason>
 struct bind_policy
@@ -233,10 +241,13 @@ struct bind_policy
       std::conditional_t<AppendReason, append_reason_signature_t<Signature>, Signature>;
 
   template <typename... Signatures, typename Initiation, typename Token>
-  static initiate_bound<std::decay_t<Initiation>, AppendReason> wrap(
-      Initiation&& init, const Token& token)
+  static auto wrap(Initiation&& init, const Token& token)
   {
-    return {std::forward<Initiation>(init), token.source_.state()};
+    if constexpr (!AppendReason && binds_to_source<std::decay_t<Initiation>>)
+      return init.arc_bind_source(token.source_.state());
+    else
+      return initiate_bound<std::decay_t<Initiation>, AppendReason>(
+          std::forward<Initiation>(init), token.source_.state());
   }
 };
 

@@ -161,6 +161,16 @@ public:
   // Run the coroutine with @p task as its context instead of a new one.
   initiate_co_spawn(const Executor& ex, task_ref task) : executor_(ex), task_(std::move(task)) {}
 
+  // arc::bind_cancel(src, token): the new task becomes a child of @p src,
+  // which passes its requests on unchanged. No node of bind_cancel's own is
+  // needed in between (binds_to_source).
+  initiate_co_spawn arc_bind_source(source_state* src) const
+  {
+    initiate_co_spawn bound(*this);
+    bound.source_ = source_ref(src);
+    return bound;
+  }
+
   executor_type get_executor() const noexcept { return executor_; }
 
   template <typename Handler, typename Spawnable>
@@ -179,6 +189,8 @@ public:
                               cancel_source_options{}.history_limit, asio::any_io_executor(ex),
                               nullptr));
     task->is_own_executor_ = &task_executor<Executor>::holds;
+    if (source_ && !task_)
+      source_->attach_child(task.get(), unchanged_policy());
 
     // A scope of a task (with_timeout's body) already follows the task
     // through its source; linking the spawn's slot too would deliver the
@@ -210,6 +222,7 @@ public:
 private:
   Executor executor_;
   task_ref task_;
+  source_ref source_; // bind_cancel's source, if any (see arc_bind_source)
 };
 
 } // namespace arc::detail
