@@ -66,7 +66,7 @@ public:
   Handler& emplace(Args&&... args)
   {
     // Emplacing from inside a call is rare and kept off the common path.
-    if (running_) [[unlikely]]
+    if (frame_) [[unlikely]]
       return construct<Handler>(prepare_in_call(), std::forward<Args>(args)...);
     if (cancel_handler_base* h = std::exchange(handler_, nullptr))
       h->destroy();
@@ -78,15 +78,22 @@ public:
     cancel_handler_base* h = std::exchange(handler_, nullptr);
     if (!h)
       return;
-    if (h != running_) [[likely]]
+    if (!frame_ || h != frame_->running) [[likely]]
     {
       h->destroy();
       return;
     }
     // Cleared from inside its own call: destroyed when the call returns.
-    retired_ = h;
-    if (static_cast<void*>(h) == heap_.ptr)
-      retired_block_ = std::exchange(heap_, block{});
+    frame_->retired = h;
+    frame_->retired_in_heap = static_cast<void*>(h) == heap_.ptr;
+    if (frame_->retired_in_heap)
+    {
+      // Its memory leaves the storage with it, freed when the call returns.
+      const block b = std::exchange(heap_, block{});
+      frame_->retired_ptr = b.ptr;
+      frame_->retired_size = b.size;
+      frame_->retired_align = b.align;
+    }
   }
 
   bool has_handler() const noexcept { return handler_ != nullptr; }
@@ -98,17 +105,18 @@ public:
     cancel_handler_base* h = handler_;
     if (!h)
       return;
-    running_ = h;
+    call_frame frame(h);
+    frame_ = &frame;
     try
     {
       h->call(type);
     }
     catch (...)
     {
-      end_call();
+      end_call(frame);
       throw;
     }
-    end_call();
+    end_call(frame);
   }
 
 private:
@@ -119,6 +127,22 @@ private:
     std::size_t align = alignof(std::max_align_t);
   };
 
+  // What a running call needs to know, on its own stack: the storage itself
+  // only holds a pointer to it while a call runs.
+  // retired_in_heap and retired_block are written when a handler retires,
+  // and read only then: the common path initialises two pointers.
+  struct call_frame
+  {
+    explicit call_frame(cancel_handler_base* h) noexcept : running(h), retired(nullptr) {}
+
+    cancel_handler_base* running;
+    cancel_handler_base* retired;
+    bool retired_in_heap;
+    void* retired_ptr;
+    std::size_t retired_size;
+    std::size_t retired_align;
+  };
+
   static void free_block(block& b) noexcept
   {
     if (b.ptr)
@@ -126,17 +150,21 @@ private:
     b = block{};
   }
 
-  void end_call() noexcept
+  void end_call(call_frame& frame) noexcept
   {
-    running_ = nullptr;
-    if (retired_) [[unlikely]]
-      destroy_retired();
+    frame_ = nullptr;
+    if (frame.retired) [[unlikely]]
+      destroy_retired(frame);
   }
 
-  void destroy_retired() noexcept
+  static void destroy_retired(call_frame& frame) noexcept
   {
-    std::exchange(retired_, nullptr)->destroy();
-    free_block(retired_block_);
+    frame.retired->destroy();
+    if (frame.retired_in_heap)
+    {
+      block b{frame.retired_ptr, frame.retired_size, frame.retired_align};
+      free_block(b);
+    }
   }
 
   // A call is running: the old handler may be the running one (retired, not
@@ -145,7 +173,7 @@ private:
   [[gnu::noinline]] bool prepare_in_call() noexcept
   {
     clear();
-    return static_cast<void*>(retired_) == buffer_;
+    return static_cast<void*>(frame_->retired) == buffer_;
   }
 
   template <typename Handler, typename... Args>
@@ -176,10 +204,8 @@ private:
 
   alignas(std::max_align_t) unsigned char buffer_[inline_size];
   cancel_handler_base* handler_ = nullptr;
-  cancel_handler_base* running_ = nullptr;
-  cancel_handler_base* retired_ = nullptr;
+  call_frame* frame_ = nullptr; // while a call runs
   block heap_;
-  block retired_block_;
 };
 
 } // namespace arc::detail
