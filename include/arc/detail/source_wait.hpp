@@ -270,7 +270,10 @@ private:
 
   void drop_handler() noexcept override
   {
+    // The handler goes now (moved out and destroyed here); its memory with
+    // the rest of the wait.
     Handler h(std::move(handler_));
+    static_cast<void>(h);
     work_.reset();
   }
 
