@@ -2,6 +2,8 @@
 // arc::cancel_after on beast::tcp_stream and HTTP operations, over loopback.
 #include <arc/bind_cancel.hpp>
 #include <arc/cancel_after.hpp>
+#include <arc/co_spawn.hpp>
+#include <arc/reasoned.hpp>
 
 #include "test_util.hpp"
 
@@ -191,4 +193,28 @@ TEST(beast, http_read_in_a_coroutine_under_cancel_after_throws_timed_out)
     }
   }());
   EXPECT_EQ(thrown, arc::error::timed_out);
+}
+
+TEST(beast, http_read_with_arc_use_awaitable_in_a_cancelled_task_throws_the_tasks_reason)
+{
+  connected_pair p;
+  const auto R = arc::reason::shutdown("draining");
+  arc::cancel_source task_src;
+  error_code code;
+  arc::cancel_reason why;
+  arc_test::run_task(p.ctx, [&]() -> asio::awaitable<void> {
+    task_src = arc::this_task::source();
+    asio::post(p.ctx, [&] { task_src.cancel(R); });
+    try
+    {
+      co_await http::async_read(p.server, p.buffer, p.request, arc::use_awaitable);
+    }
+    catch (const arc::cancelled_error& e)
+    {
+      code = e.code();
+      why = e.reason();
+    }
+  }());
+  EXPECT_EQ(why, R);
+  EXPECT_EQ(code, arc::error::shutdown);
 }
