@@ -74,10 +74,6 @@ source_state::source_state(std::size_t history_limit)
 {
 }
 
-source_state::source_state(std::size_t history_limit, asio::any_io_executor&& ex)
-  : history_limit_(history_limit ? history_limit : 1), executor_(std::move(ex))
-{
-}
 
 source_state::~source_state()
 {
@@ -280,8 +276,7 @@ void source_state::unlink(cancel_node* n) noexcept
 
 source_state* source_state::make_child(std::size_t history_limit, const link_policy& policy)
 {
-  auto* child = executor_ ? create(history_limit, asio::any_io_executor(*executor_))
-                          : create(history_limit);
+  auto* child = has_executor() ? create(history_limit, executor()) : create(history_limit);
   try
   {
     attach_child(child, policy);
@@ -296,10 +291,12 @@ source_state* source_state::make_child(std::size_t history_limit, const link_pol
 
 void source_state::attach_child(source_state* child, const link_policy& policy)
 {
+  asio::recycling_allocator<child_link> alloc;
+  child_link* l = ::new (alloc.allocate(1)) child_link(child, policy);
   add_ref();
   child->parent_ = this;
-  child->in_parent_.emplace(child, policy);
-  if (link_result now = link(&*child->in_parent_); now.reason)
+  child->in_parent_ = l;
+  if (link_result now = link(l); now.reason)
     policy.forward(*child, now.reason, now.types);
 }
 
@@ -311,14 +308,37 @@ void source_state::child_link::notify(const cancel_reason& r, asio::cancellation
 
 namespace {
 
-template <typename... Args>
+// A plain source made with an executor.
+class executor_source_state final : public source_state
+{
+public:
+  executor_source_state(std::size_t history_limit, asio::any_io_executor&& ex)
+    : source_state(history_limit), executor_(std::move(ex))
+  {
+  }
+
+  bool has_executor() const noexcept override { return static_cast<bool>(executor_); }
+  asio::any_io_executor executor() const override { return executor_; }
+
+private:
+  ~executor_source_state() override = default;
+  void destroy_self() noexcept override
+  {
+    this->~executor_source_state();
+    asio::recycling_allocator<executor_source_state>().deallocate(this, 1);
+  }
+
+  asio::any_io_executor executor_;
+};
+
+template <typename State, typename... Args>
 source_state* create_state(Args&&... args)
 {
-  asio::recycling_allocator<source_state> alloc;
-  source_state* p = alloc.allocate(1);
+  asio::recycling_allocator<State> alloc;
+  State* p = alloc.allocate(1);
   try
   {
-    return ::new (p) source_state(std::forward<Args>(args)...);
+    return ::new (p) State(std::forward<Args>(args)...);
   }
   catch (...)
   {
@@ -331,12 +351,12 @@ source_state* create_state(Args&&... args)
 
 source_state* source_state::create(std::size_t history_limit)
 {
-  return create_state(history_limit);
+  return create_state<source_state>(history_limit);
 }
 
 source_state* source_state::create(std::size_t history_limit, asio::any_io_executor&& ex)
 {
-  return create_state(history_limit, std::move(ex));
+  return create_state<executor_source_state>(history_limit, std::move(ex));
 }
 
 void source_state::destroy_self() noexcept
@@ -353,7 +373,12 @@ void source_state::destroy_chain(source_state* s) noexcept
   {
     source_state* parent = s->parent_;
     if (parent)
-      parent->unlink(&*s->in_parent_);
+    {
+      parent->unlink(s->in_parent_);
+      asio::recycling_allocator<child_link> alloc;
+      s->in_parent_->~child_link();
+      alloc.deallocate(s->in_parent_, 1);
+    }
     s->destroy_self();
     s = parent && parent->refs_.release() ? parent : nullptr;
   }
@@ -486,12 +511,13 @@ private:
 bool source_state::arm_deadline(std::chrono::steady_clock::time_point when, cancel_reason r,
     std::chrono::steady_clock::duration after, std::source_location where)
 {
-  if (!executor_)
+  if (!has_executor())
     throw boost::system::system_error(make_error_code(error::no_executor),
         "arc::cancel_source::cancel_after");
+  const asio::any_io_executor ex = executor();
   auto& registry = asio::use_service<context_registry>(
-      asio::query(*executor_, asio::execution::context));
-  auto* d = new source_deadline(this, *executor_, std::move(r), after, where, registry);
+      asio::query(ex, asio::execution::context));
+  auto* d = new source_deadline(this, ex, std::move(r), after, where, registry);
   // One reference for the source's list, one held here until armed: a cancel
   // on another thread may drop the list's meanwhile.
   d->add_ref();
@@ -638,7 +664,7 @@ cancel_source::slot_type cancel_source::make_slot() const
     throw boost::system::system_error(make_error_code(error::no_executor),
         "arc::cancel_source::slot");
   auto* node = detail::op_node_impl<boost::asio::any_io_executor>::create(
-      state_, *state_->executor());
+      state_, state_->executor());
   node->add_slot_ref();
   node->link();
   // No initiating function of arc's runs around the operation: the node

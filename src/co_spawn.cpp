@@ -2,15 +2,13 @@
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/system/system_error.hpp>
 
 namespace arc {
 namespace detail {
 
-task_state::task_state(std::size_t history_limit, asio::any_io_executor&& ex, task_state* owner)
-  : source_state(history_limit, std::move(ex)), owner_(owner)
+task_state::task_state(std::size_t history_limit, task_state* owner) noexcept
+  : emit_serializer(history_limit), owner_(owner)
 {
   if (owner_)
     owner_->add_ref();
@@ -22,32 +20,8 @@ task_state::~task_state()
     owner_->release();
 }
 
-task_state* task_state::create(std::size_t history_limit, asio::any_io_executor&& ex,
-    task_state* owner)
+bool task_state::submit_or_queue(op_node* n, bool may_run_here)
 {
-  asio::recycling_allocator<task_state> alloc;
-  task_state* p = alloc.allocate(1);
-  try
-  {
-    return ::new (p) task_state(history_limit, std::move(ex), owner);
-  }
-  catch (...)
-  {
-    alloc.deallocate(p, 1);
-    throw;
-  }
-}
-
-void task_state::destroy_self() noexcept
-{
-  this->~task_state();
-  asio::recycling_allocator<task_state>().deallocate(this, 1);
-}
-
-void task_state::submit(op_node* n, bool never_inline)
-{
-  const asio::any_io_executor& ex = *executor();
-  const bool may_run_here = !never_inline && held_task() != this && running_here(ex);
   if (may_run_here && try_acquire())
   {
     // The common case: on the task's executor, the task idle. Deliver now.
@@ -66,7 +40,7 @@ void task_state::submit(op_node* n, bool never_inline)
     }
     if (error)
       std::rethrow_exception(error);
-    return;
+    return false;
   }
 
   if (!n->serial_queued_.exchange(true, std::memory_order_acq_rel))
@@ -82,7 +56,7 @@ void task_state::submit(op_node* n, bool never_inline)
   // Else it is queued already: its delivery takes whatever is pending then.
 
   if (held_task() == this)
-    return; // delivered when this thread lets go of the task
+    return false; // delivered when this thread lets go of the task
 
   if (may_run_here)
   {
@@ -98,21 +72,22 @@ void task_state::submit(op_node* n, bool never_inline)
         std::rethrow_exception(error);
     }
     // Else the holder delivers it when it lets go.
-    return;
+    return false;
   }
-  asio::post(ex,
-      [self = task_ref(this)]
-      {
-        if (!self->try_acquire())
-          return; // the holder delivers it when it lets go
-        std::exception_ptr error;
-        {
-          task_hold hold(self.get());
-          self->release_and_deliver(error);
-        }
-        if (error)
-          std::rethrow_exception(error);
-      });
+  return true;
+}
+
+void task_state::deliver_posted()
+{
+  if (!try_acquire())
+    return; // the holder delivers it when it lets go
+  std::exception_ptr error;
+  {
+    task_hold hold(this);
+    release_and_deliver(error);
+  }
+  if (error)
+    std::rethrow_exception(error);
 }
 
 void task_state::release_and_deliver(std::exception_ptr& error) noexcept

@@ -7,6 +7,7 @@
 #include <boost/asio/cancellation_type.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <utility>
 
@@ -38,7 +39,8 @@ public:
 };
 
 // Holds at most one cancellation handler. Memory is reused across emplace
-// calls: Asio's own handlers fit the inline buffer; a larger one gets a heap
+// calls: Asio's own handlers (a socket's or a timer's, 32 bytes with the
+// vtable pointer) and Beast's filtering wrapper (40) fit the inline buffer; a larger one gets a heap
 // block that is kept for the next emplace, so a slot reused by a chain of
 // operations allocates at most once.
 //
@@ -50,7 +52,8 @@ public:
 class handler_storage
 {
 public:
-  static constexpr std::size_t inline_size = 64;
+  // 48, not 40: the storage is 16-aligned, so 40 would pad to the same size.
+  static constexpr std::size_t inline_size = 48;
 
   handler_storage() noexcept = default;
   handler_storage(const handler_storage&) = delete;
@@ -120,11 +123,13 @@ public:
   }
 
 private:
+  // A cancellation handler is small: 32-bit size and alignment keep the
+  // block at two words.
   struct block
   {
     void* ptr = nullptr;
-    std::size_t size = 0;
-    std::size_t align = alignof(std::max_align_t);
+    std::uint32_t size = 0;
+    std::uint32_t align = alignof(std::max_align_t);
   };
 
   // What a running call needs to know, on its own stack: the storage itself
@@ -139,8 +144,8 @@ private:
     cancel_handler_base* retired;
     bool retired_in_heap;
     void* retired_ptr;
-    std::size_t retired_size;
-    std::size_t retired_align;
+    std::uint32_t retired_size;
+    std::uint32_t retired_align;
   };
 
   static void free_block(block& b) noexcept
@@ -196,8 +201,8 @@ private:
     {
       free_block(heap_);
       heap_.ptr = ::operator new(size, std::align_val_t{a});
-      heap_.size = size;
-      heap_.align = a;
+      heap_.size = static_cast<std::uint32_t>(size);
+      heap_.align = static_cast<std::uint32_t>(a);
     }
     return heap_.ptr;
   }

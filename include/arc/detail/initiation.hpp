@@ -39,7 +39,7 @@ auto emit_executor(const Initiation& init, const Handler& h, source_state* src)
   else if constexpr (has_associated_executor<Handler>)
     return asio::get_associated_executor(h, asio::system_executor());
   else
-    return src && src->executor() ? *src->executor() : asio::any_io_executor();
+    return src ? src->executor() : asio::any_io_executor();
 }
 
 // --- Wrapping initiations ----------------------------------------------------

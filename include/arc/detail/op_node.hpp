@@ -25,16 +25,17 @@ class op_node;
 // operation: a task (task_state, layer 4) runs them only while its coroutine
 // is suspended. submit() takes the node's pending emit and runs it under
 // that serialisation, now or later; it never runs it inside the caller's own
-// critical section.
-class emit_serializer
+// critical section. A serialiser is a source (a task is both), so counting
+// references to it needs no virtual call; submit() is virtual because each
+// executor type has its own (task_state_impl).
+class emit_serializer : public source_state
 {
 public:
   virtual void submit(op_node* n, bool never_inline) = 0;
-  virtual void add_ref() noexcept = 0;
-  virtual void release() noexcept = 0;
 
 protected:
-  ~emit_serializer() = default;
+  explicit emit_serializer(std::size_t history_limit) noexcept : source_state(history_limit) {}
+  ~emit_serializer() override = default;
 };
 
 // The node an operation's cancellation handler lives in. One per operation,
@@ -291,6 +292,21 @@ protected:
         source_->unlink(this);
       source_->release();
     }
+  }
+
+  // For a node that lives inside another object (a task's gate): take a
+  // source after construction, and let go of it once the node's last
+  // reference is gone, while its memory stays.
+  void set_source(source_state* src) noexcept
+  {
+    source_ = src;
+    source_->add_ref();
+  }
+  void drop_source() noexcept
+  {
+    disarm();
+    if (source_state* s = std::exchange(source_, nullptr))
+      s->release();
   }
 
   // Deliver the pending emit on the operation's executor: inline if allowed

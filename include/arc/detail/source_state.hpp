@@ -90,16 +90,15 @@ const link_policy& unchanged_policy() noexcept;
 class source_state
 {
 public:
-  // The executor is taken by reference and moved once: an any_io_executor
-  // passed by value through each layer costs a move and a destroy a layer.
   explicit source_state(std::size_t history_limit);
-  source_state(std::size_t history_limit, asio::any_io_executor&& ex);
 
   source_state(const source_state&) = delete;
   source_state& operator=(const source_state&) = delete;
 
   // States come from Asio's recycling allocator: cached per thread inside
-  // run(), as Asio's own handler memory is.
+  // run(), as Asio's own handler memory is. The executor is taken by
+  // reference and moved once: an any_io_executor passed by value through
+  // each layer costs a move and a destroy a layer.
   static source_state* create(std::size_t history_limit);
   static source_state* create(std::size_t history_limit, asio::any_io_executor&& ex);
 
@@ -148,7 +147,13 @@ public:
   // Make @p child (new, not yet shared) follow this source through @p policy.
   void attach_child(source_state* child, const link_policy& policy);
 
-  const std::optional<asio::any_io_executor>& executor() const noexcept { return executor_; }
+  // The executor the source's own work runs on (deadlines, async_wait,
+  // make_slot), if it has one. Held by the derived state that knows its type:
+  // a plain source has none or an any_io_executor; a task keeps its own
+  // executor's type, so a task carries no any_io_executor of its own.
+  virtual bool has_executor() const noexcept { return false; }
+  // Empty if has_executor() is false.
+  virtual asio::any_io_executor executor() const { return {}; }
 
   // Cancel with @p r (or, if empty, a timeout reason made on expiry, with
   // @p after and @p where) at @p when, on the source's executor, unless the
@@ -213,9 +218,9 @@ private:
   bool walking_ = false;
   cancel_node* head_ = nullptr;
   cancel_node* cursor_ = nullptr;
-  std::optional<asio::any_io_executor> executor_;
   source_state* parent_ = nullptr; // strong reference
-  std::optional<child_link> in_parent_;
+  // Allocated by attach_child: most sources and tasks have no parent.
+  child_link* in_parent_ = nullptr;
   source_deadline* deadlines_ = nullptr; // owned references, guarded by mutex_
 };
 

@@ -303,11 +303,10 @@ public:
     source_state* src = source_.get();
     // The handler runs on its own executor, else on the source's.
     if constexpr (!has_associated_executor<handler_type>)
-      if (!src || !src->executor())
+      if (!src || !src->has_executor())
         throw boost::system::system_error(make_error_code(error::no_executor),
             "arc::cancel_source::async_wait");
-    auto io_ex = asio::get_associated_executor(h,
-        src && src->executor() ? *src->executor() : asio::any_io_executor());
+    auto io_ex = asio::get_associated_executor(h, src ? src->executor() : asio::any_io_executor());
     auto& service = asio::use_service<context_registry>(
         asio::query(io_ex, asio::execution::context));
     handler_type handler(std::forward<Handler>(h));

@@ -50,15 +50,14 @@ public:
     if (!t->try_acquire())
     {
       // An emit is being delivered to the task on another thread: come back.
-      asio::post(*t->executor(), std::move(*this));
+      asio::post(t->executor(), std::move(*this));
       return;
     }
     task_hold hold(t);
     {
       task_scope scope(t);
       if (first_)
-        if (op_node* gate = t->gate_node_)
-          gate->open();
+        t->gate_.open();
       try
       {
         std::move(f_)();
@@ -168,7 +167,7 @@ private:
 inline asio::any_io_executor unwrap_task_executor(asio::any_io_executor ex)
 {
   if (task_state* t = current_task(); t && t->is_own_executor_ && t->is_own_executor_(ex, t))
-    return *t->executor();
+    return t->executor();
   return ex;
 }
 

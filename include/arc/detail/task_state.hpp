@@ -6,10 +6,13 @@
 #include <arc/detail/source_state.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <type_traits>
 #include <utility>
 
 namespace arc::detail {
@@ -45,20 +48,31 @@ inline task_state*& held_task() noexcept { return this_thread_tasks.held; }
 // threads, a thread_pool, a strand) an emit never runs concurrently with
 // the coroutine, and never inside it: a task cancelling itself from its body
 // reaches its operations once the body has suspended.
-class task_state final : public source_state, public emit_serializer
+// The node that binds a task's coroutine to the task (arc::co_spawn's own
+// bind_cancel). It lives inside the task, so a task is one allocation: its
+// source, its serialiser and this node. While bound (attach() until its last
+// reference goes) it holds a reference on the task, as any node holds its
+// source. Its gate (op_node::open) opens when the task executor first runs the
+// coroutine: Boost 1.81's co_spawn entry point co_awaits outside its try block
+// before the body, so a cancellation state set then would escape run().
+class task_gate final : public op_node
 {
 public:
-  static task_state* create(std::size_t history_limit, asio::any_io_executor&& ex,
-      task_state* owner);
+  task_gate() noexcept : op_node(nullptr) {}
 
-  void add_ref() noexcept override { source_state::add_ref(); }
-  void release() noexcept override { source_state::release(); }
+  // Bind to @p task, which contains this node; then link into it.
+  void attach(task_state* task) noexcept;
 
+private:
+  void schedule(bool never_inline) override;
+  void destroy() noexcept override { drop_source(); }
+};
+
+class task_state : public emit_serializer
+{
+public:
   // The task this state is a scope of (arc::with_timeout's body), or itself.
   task_state* owner() noexcept { return owner_ ? owner_ : this; }
-
-  // emit_serializer
-  void submit(op_node* n, bool never_inline) override;
 
   // Setting a bit that is already set changes nothing: one fetch_or (a
   // single bit test-and-set on x86) acquires or finds the task held.
@@ -81,11 +95,11 @@ public:
       release_and_deliver(error);
   }
 
-  // The node binding the coroutine to the task. Its gate (op_node::open)
-  // opens when the task executor first runs the coroutine: Boost 1.81's
-  // co_spawn entry point co_awaits outside its try block before the body, so
-  // a cancellation state set then would escape run().
-  op_node* gate_node_ = nullptr;
+  // The posted half of submit(): acquire the task if free and deliver its
+  // queue; if held, the holder delivers it when it lets go.
+  void deliver_posted();
+
+  task_gate gate_;
   std::atomic<bool> started_{false};
   // Set when the task has completed: an executor captured inside it no
   // longer makes its code part of the task.
@@ -95,17 +109,89 @@ public:
   // set by arc::co_spawn.
   bool (*is_own_executor_)(const asio::any_io_executor&, const task_state*) noexcept = nullptr;
 
-private:
-  task_state(std::size_t history_limit, asio::any_io_executor&& ex, task_state* owner);
+protected:
+  task_state(std::size_t history_limit, task_state* owner) noexcept;
   ~task_state() override;
-  void destroy_self() noexcept override;
 
+  // The common part of submit() (emit_serializer): deliver @p n now if
+  // @p may_run_here and the task is free, else queue it. Returns true if the
+  // caller must post deliver_posted() to the task's executor.
+  bool submit_or_queue(op_node* n, bool may_run_here);
+
+private:
   // One word: whether the task is held (bit 0), and the head of the queue
   // of nodes with an emit to deliver (the rest). Acquiring and letting go of
   // an idle task are one compare-exchange each.
   static constexpr std::uintptr_t held_bit = 1;
   std::atomic<std::uintptr_t> state_{0};
   task_state* owner_; // strong reference, or null
+};
+
+inline void task_gate::attach(task_state* task) noexcept
+{
+  set_source(task);
+}
+
+inline void task_gate::schedule(bool never_inline)
+{
+  static_cast<task_state*>(source())->submit(this, never_inline);
+}
+
+// A task on an executor of type Executor (the one under its task executor),
+// kept with its type: posting to it and asking whether this thread runs it
+// cost what they cost on Executor, and a task over an io_context holds one
+// word of executor, not an any_io_executor.
+template <typename Executor>
+class task_state_impl final : public task_state
+{
+public:
+  static task_state_impl* create(std::size_t history_limit, Executor ex, task_state* owner)
+  {
+    alloc_type alloc;
+    task_state_impl* p = alloc.allocate(1);
+    try
+    {
+      return ::new (p) task_state_impl(history_limit, std::move(ex), owner);
+    }
+    catch (...)
+    {
+      alloc.deallocate(p, 1);
+      throw;
+    }
+  }
+
+  bool has_executor() const noexcept override
+  {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
+      return static_cast<bool>(ex_);
+    else
+      return true;
+  }
+  asio::any_io_executor executor() const override { return ex_; }
+
+  void submit(op_node* n, bool never_inline) override
+  {
+    const bool may_run_here = !never_inline && held_task() != this && running_here(ex_);
+    if (submit_or_queue(n, may_run_here))
+      asio::post(ex_, [self = ref_ptr<task_state>(this)] { self->deliver_posted(); });
+  }
+
+private:
+  using alloc_type = asio::recycling_allocator<task_state_impl>;
+
+  task_state_impl(std::size_t history_limit, Executor&& ex, task_state* owner)
+    : task_state(history_limit, owner), ex_(std::move(ex))
+  {
+  }
+  ~task_state_impl() override = default;
+
+  void destroy_self() noexcept override
+  {
+    this->~task_state_impl();
+    alloc_type().deallocate(this, 1);
+  }
+
+  Executor ex_;
 };
 
 // Marks this thread as holding @p t for a scope (see task_state).

@@ -88,8 +88,9 @@ template <typename Executor>
 task_ref make_timeout_scope(const Executor& ex)
 {
   task_state* task = current_task();
-  task_ref scope = task_ref::adopt(task_state::create(cancel_source_options{}.history_limit,
-      unwrap_task_executor(asio::any_io_executor(ex)), task ? task->owner() : nullptr));
+  task_ref scope = task_ref::adopt(task_state_impl<asio::any_io_executor>::create(
+      cancel_source_options{}.history_limit, unwrap_task_executor(asio::any_io_executor(ex)),
+      task ? task->owner() : nullptr));
   if (task)
     task->attach_child(scope.get(), unchanged_policy());
   return scope;

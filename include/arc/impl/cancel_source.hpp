@@ -72,7 +72,7 @@ inline std::size_t cancel_source::requests() const noexcept
 
 inline bool cancel_source::has_executor() const noexcept
 {
-  return state_ && state_->executor().has_value();
+  return state_ && state_->has_executor();
 }
 
 } // namespace arc

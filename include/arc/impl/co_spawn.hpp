@@ -185,9 +185,8 @@ public:
     if constexpr (std::is_same_v<Executor, asio::any_io_executor>)
       ex = unwrap_task_executor(std::move(ex));
     task_ref task = task_ ? task_
-                          : task_ref::adopt(task_state::create(
-                              cancel_source_options{}.history_limit, asio::any_io_executor(ex),
-                              nullptr));
+                          : task_ref::adopt(task_state_impl<Executor>::create(
+                              cancel_source_options{}.history_limit, ex, nullptr));
     task->is_own_executor_ = &task_executor<Executor>::holds;
     if (source_ && !task_)
       source_->attach_child(task.get(), unchanged_policy());
@@ -204,18 +203,16 @@ public:
       linked = true;
     }
 
-    // Bind the coroutine to the task by hand (as bind_cancel would), with a
-    // node whose gate opens on the coroutine's first run and whose emits are
-    // serialised with the coroutine.
+    // Bind the coroutine to the task by hand (as bind_cancel would), with the
+    // task's own node, whose gate opens on the coroutine's first run and
+    // whose emits are serialised with the coroutine.
     using completion_type = task_completion<handler_type, Executor>;
     task_executor<Executor> task_ex(ex, task);
-    auto* node = op_node_impl<task_executor<Executor>>::create(task.get(), task_ex, task.get());
-    bound_handler<completion_type, false> bound(
-        completion_type(std::forward<Handler>(handler), ex, linked, task), node);
+    completion_type completion(std::forward<Handler>(handler), ex, linked, task);
+    task_gate* node = &task->gate_;
+    node->attach(task.get());
+    bound_handler<completion_type, false> bound(std::move(completion), node);
     node->link();
-    // Raw: the node outlives the gate's use (the coroutine's first run), and
-    // disarm() clears it if the coroutine never runs.
-    task->gate_node_ = node;
     asio::co_spawn(std::move(task_ex), std::forward<Spawnable>(spawnable), std::move(bound));
   }
 
