@@ -3,6 +3,7 @@
 #include <arc/cancel_source.hpp>
 
 #include <arc/bind_cancel.hpp>
+#include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
 
 #include "test_util.hpp"
@@ -10,6 +11,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <gtest/gtest.h>
 
@@ -136,6 +139,66 @@ TEST(source_deadline, the_earliest_of_two_deadlines_wins_and_the_other_is_droppe
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
   EXPECT_EQ(src.reason(), early);
   EXPECT_EQ(src.requests(), 1u);
+}
+
+// A task keeps its executor with its type, not as an any_io_executor: its
+// source still hands one out, for a deadline on the task and for its
+// children, on an io_context and on a strand.
+template <typename Executor>
+void task_deadline_on(asio::io_context& ctx, const Executor& ex)
+{
+  std::exception_ptr result;
+  bool done = false;
+  arc::cancel_reason seen;
+  bool child_has_executor = false;
+  arc::co_spawn(ex,
+      [&]() -> asio::awaitable<void>
+      {
+        arc::cancel_source self = arc::this_task::source();
+        child_has_executor = self.make_child().has_executor();
+        EXPECT_TRUE(self.cancel_after(10ms));
+        asio::steady_timer t(co_await asio::this_coro::executor, 10s);
+        try
+        {
+          co_await t.async_wait(asio::use_awaitable);
+        }
+        catch (const boost::system::system_error&)
+        {
+          seen = arc::this_task::reason();
+          throw;
+        }
+      },
+      [&](std::exception_ptr e)
+      {
+        result = e;
+        done = true;
+      });
+  ctx.run();
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(child_has_executor);
+  EXPECT_EQ(seen.kind(), arc::reason_kind::timeout);
+  ASSERT_TRUE(result);
+  try
+  {
+    std::rethrow_exception(result);
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    EXPECT_EQ(e.code(), arc::error::timed_out);
+    EXPECT_EQ(e.reason(), seen);
+  }
+}
+
+TEST(source_deadline, a_deadline_on_a_task_own_source_cancels_the_task_with_a_timeout)
+{
+  asio::io_context ctx;
+  task_deadline_on(ctx, ctx.get_executor());
+}
+
+TEST(source_deadline, a_deadline_on_a_task_on_a_strand_cancels_the_task_with_a_timeout)
+{
+  asio::io_context ctx;
+  task_deadline_on(ctx, asio::make_strand(ctx));
 }
 
 TEST(source_deadline, bad_input_arms_nothing)
