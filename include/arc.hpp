@@ -9,6 +9,8 @@
 #include <arc/cancellation_signal.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
+#include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
+#include <arc/task_info.hpp>
 
 #endif

@@ -4,11 +4,13 @@
 
 #include <arc/cancel_reason.hpp>
 #include <arc/detail/source_state.hpp>
+#include <arc/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/system_executor.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <concepts>
 #include <exception>
@@ -27,6 +29,24 @@ inline constexpr bool has_associated_executor = !requires {
   typename asio::associated_executor<Handler,
       asio::system_executor>::asio_associated_executor_is_unspecialised;
 };
+
+// True if @p e holds a system_error whose code is a cancellation (arc's
+// cancellation codes, Asio's operation_aborted).
+inline bool is_cancellation_exception(const std::exception_ptr& e) noexcept
+{
+  try
+  {
+    std::rethrow_exception(e);
+  }
+  catch (const boost::system::system_error& x)
+  {
+    return is_cancellation(x.code());
+  }
+  catch (...)
+  {
+    return false;
+  }
+}
 
 // Where an operation's emits are delivered: the rule is stated once, in
 // op_node.hpp. The candidate is never left to Asio's default (see

@@ -18,6 +18,7 @@
 namespace arc::detail {
 
 class task_state;
+class group_child; // layer 5: a task's record in its persistent_task_group
 
 // This thread's tasks: the one whose code runs here now, and the one this
 // thread holds (see task_state). Set by the task executor. Trivial, so the
@@ -108,6 +109,11 @@ public:
   // Compares an executor with this task's own, without knowing its type:
   // set by arc::co_spawn.
   bool (*is_own_executor_)(const asio::any_io_executor&, const task_state*) noexcept = nullptr;
+
+  // The task's record in its group, if it is a group's child: set before the
+  // coroutine first runs, read only by the task itself (this_task::group(),
+  // this_task::name()). The record outlives the coroutine.
+  group_child* group_child_ = nullptr;
 
 protected:
   task_state(std::size_t history_limit, task_state* owner) noexcept;

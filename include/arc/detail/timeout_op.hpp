@@ -46,21 +46,7 @@ cancel_reason::clock::time_point to_steady(const std::chrono::time_point<Clock, 
 
 // --- What a completion says --------------------------------------------------
 
-inline bool is_cancellation_exception(const std::exception_ptr& e) noexcept
-{
-  try
-  {
-    std::rethrow_exception(e);
-  }
-  catch (const boost::system::system_error& x)
-  {
-    return is_cancellation(x.code());
-  }
-  catch (...)
-  {
-    return false;
-  }
-}
+// (is_cancellation_exception: initiation.hpp)
 
 // Read from the completion's first argument, by the signature's type, not by
 // the C++ type the operation happened to pass: an error code (anything

@@ -13,6 +13,7 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 
+#include <concepts>
 #include <optional>
 
 namespace arc::detail {
@@ -98,11 +99,29 @@ public:
   template <typename... Args>
   void operator()(std::exception_ptr e, Args&&... args)
   {
+    // A handler that keeps books on its task (a group's child) sees the
+    // task's own outcome first, here on the task's executor, and decides
+    // what its handler gets. An exception that this throws (a group's
+    // on_error) leaves run() once the handler has been delivered.
+    std::exception_ptr hook_error;
+    if constexpr (requires(Handler& h, std::exception_ptr& x) {
+                    { h.arc_task_complete(*task_, x, args...) } -> std::same_as<std::exception_ptr>;
+                  })
+      hook_error = handler_.handler_.arc_task_complete(*task_, e, args...);
     // A task that ends with an exception once it has been cancelled ends
     // because of the cancellation, whatever its body threw: it completes with
     // the reason (as asyncio's CancelledError(msg) does).
-    if (e && task_->cancelled()) [[unlikely]]
+    else if (e && task_->cancelled()) [[unlikely]]
       e = std::make_exception_ptr(cancelled_error(task_->first_reason()));
+    deliver(std::move(e), std::forward<Args>(args)...);
+    if (hook_error) [[unlikely]]
+      std::rethrow_exception(hook_error);
+  }
+
+private:
+  template <typename... Args>
+  void deliver(std::exception_ptr e, Args&&... args)
+  {
     // Runs on the task's executor, holding the task. From now on an executor
     // captured inside the task runs plain code.
     task_->finished_.store(true, std::memory_order_release);
@@ -135,7 +154,6 @@ public:
       std::move(handler_)(std::move(e), std::forward<Args>(args)...);
   }
 
-private:
   static auto make_work(const Handler& h, const Executor& ex)
   {
     if constexpr (has_associated_executor<Handler>)
@@ -158,7 +176,8 @@ public:
 
   explicit initiate_co_spawn(const Executor& ex) : executor_(ex) {}
 
-  // Run the coroutine with @p task as its context instead of a new one.
+  // Run the coroutine with @p task as its context instead of a new one (a
+  // with_timeout scope, or a group's child, made and linked by the group).
   initiate_co_spawn(const Executor& ex, task_ref task) : executor_(ex), task_(std::move(task)) {}
 
   // arc::bind_cancel(src, token): the new task becomes a child of @p src,

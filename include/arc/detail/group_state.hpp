@@ -1,0 +1,281 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_DETAIL_GROUP_STATE_HPP
+#define ARC_DETAIL_GROUP_STATE_HPP
+
+#include <arc/cancel_reason.hpp>
+#include <arc/error.hpp>
+#include <arc/detail/initiation.hpp>
+#include <arc/detail/intrusive.hpp>
+#include <arc/detail/source_state.hpp>
+#include <arc/detail/spin_lock.hpp>
+#include <arc/detail/task_state.hpp>
+#include <arc/task_info.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace arc {
+struct spawn_options;
+} // namespace arc
+
+namespace arc::detail {
+
+// --- What a group can spawn ---------------------------------------------------
+
+template <typename S>
+struct awaitable_value
+{
+};
+
+template <typename T, typename Executor>
+struct awaitable_value<asio::awaitable<T, Executor>>
+{
+  using type = T;
+};
+
+template <typename S>
+concept group_awaitable = requires { typename awaitable_value<std::decay_t<S>>::type; };
+
+template <typename S>
+concept group_factory = std::is_invocable_v<std::decay_t<S>&>
+    && group_awaitable<std::invoke_result_t<std::decay_t<S>&>>;
+
+template <typename S>
+concept group_spawnable = group_awaitable<S> || group_factory<S>;
+
+template <typename S>
+struct spawn_value
+{
+  using type = typename awaitable_value<std::invoke_result_t<std::decay_t<S>&>>::type;
+};
+
+template <group_awaitable S>
+struct spawn_value<S>
+{
+  using type = typename awaitable_value<std::decay_t<S>>::type;
+};
+
+template <typename S>
+using spawn_value_t = typename spawn_value<S>::type;
+
+// A token for a spawn of @p S, and not an argument that merely sits in the
+// token's place.
+template <typename Token, typename S>
+concept group_token_for = !std::same_as<std::decay_t<Token>, spawn_options>
+    && !std::same_as<std::decay_t<Token>, std::source_location>
+    && asio::completion_token_for<Token, spawn_signature_t<spawn_value_t<S>>>;
+
+class group_state;
+using group_ref_ptr = ref_ptr<group_state>;
+
+// --- A group's record of one child --------------------------------------------
+
+// Lives from the spawn until the child has completed and every task_handle to
+// it is gone. The group's list holds it only while the child is live: the
+// group keeps nothing of a finished child.
+class group_child
+{
+public:
+  group_child(const group_child&) = delete;
+  group_child& operator=(const group_child&) = delete;
+
+  void add_ref() noexcept { refs_.add(); }
+  void release() noexcept
+  {
+    if (refs_.release())
+      destroy();
+  }
+
+  // The child's task, once spawned (set before its coroutine first runs).
+  task_state* task() const noexcept { return task_.get(); }
+  void set_task(task_ref t) noexcept { task_ = std::move(t); }
+
+  group_state* group() const noexcept { return group_.get(); }
+  const std::string& name() const noexcept { return name_; }
+  std::uint64_t id() const noexcept { return id_; }
+
+  bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+  task_info info() const;
+
+  // The child's task has ended, on its executor: decide whether it failed,
+  // give @p e the form the token gets (cancelled_error with the reason when
+  // the child ended by its cancellation), keep the result for handles, leave
+  // the group, and report a failure. Returns what on_error threw, if it did.
+  template <typename... Args>
+  std::exception_ptr complete(task_state& t, std::exception_ptr& e, const Args&... args);
+
+  // The child will never complete: its io_context is being destroyed.
+  void abandon() noexcept;
+
+  // Fired (cancelled) when the child completes; already fired if it has.
+  source_ref done_event();
+
+  // The result, once done().
+  const std::exception_ptr& error() const noexcept { return error_; }
+
+  // Guarded by the group's mutex: the group's list of live children.
+  group_child* prev_ = nullptr;
+  group_child* next_ = nullptr;
+  bool linked_ = false;
+  std::uint64_t id_ = 0;
+
+protected:
+  group_child(group_state* g, std::string name, std::source_location where,
+      bool keep_result) noexcept;
+  virtual ~group_child();
+  virtual void destroy() noexcept = 0;
+
+  bool keep_result_;
+
+private:
+  std::exception_ptr finish(bool failed) noexcept;
+
+  ref_count refs_;
+  group_ref_ptr group_;
+  task_ref task_;
+  const std::string name_;
+  const std::source_location where_;
+  const std::chrono::steady_clock::time_point start_;
+  std::atomic<bool> done_{false};
+  std::exception_ptr error_; // written before done_ is published
+  spin_lock lock_;            // guards done_event_
+  source_state* done_event_ = nullptr;
+};
+
+using group_child_ptr = ref_ptr<group_child>;
+
+// The record of a child returning T: keeps the value for handles.
+template <typename T>
+class group_child_impl final : public group_child
+{
+public:
+  static group_child_impl* create(group_state* g, std::string name, std::source_location where,
+      bool keep_result)
+  {
+    return new group_child_impl(g, std::move(name), where, keep_result);
+  }
+
+  std::optional<T> value_;
+
+private:
+  using group_child::group_child;
+  void destroy() noexcept override { delete this; }
+};
+
+template <>
+class group_child_impl<void> final : public group_child
+{
+public:
+  static group_child_impl* create(group_state* g, std::string name, std::source_location where,
+      bool keep_result)
+  {
+    return new group_child_impl(g, std::move(name), where, keep_result);
+  }
+
+private:
+  using group_child::group_child;
+  void destroy() noexcept override { delete this; }
+};
+
+// --- The group -----------------------------------------------------------------
+
+// Locking protocol. One mutex guards the list of live children, the count,
+// closed_, the current generation and the join event. It is held for O(1)
+// steps, except by snapshot(), which copies the list; it is never held while
+// user code runs, nor while a cancellation is delivered.
+//
+// Generations. The children spawned since the last cancel() follow one
+// source, the generation, as its children (reason::parent). cancel() swaps in
+// a fresh generation and cancels the old one outside the lock: the source's
+// walk reaches every child with bounded lock steps, and children spawned
+// afterwards follow the new generation, uncancelled.
+class group_state
+{
+public:
+  static group_state* create(asio::any_io_executor ex, std::string name, error_handler on_error);
+
+  group_state(const group_state&) = delete;
+  group_state& operator=(const group_state&) = delete;
+
+  void add_ref() noexcept { refs_.add(); }
+  void release() noexcept
+  {
+    if (refs_.release())
+      delete this;
+  }
+
+  const asio::any_io_executor& executor() const noexcept { return ex_; }
+  const std::string& name() const noexcept { return name_; }
+
+  // Link @p c and count it; the source it must follow. Null if closed.
+  source_ref admit(group_child* c);
+  // Unlink @p c if it is still linked; fire the join event if the group
+  // is now empty.
+  void retire(group_child* c) noexcept;
+
+  std::size_t cancel(const cancel_reason& r, asio::cancellation_type_t t);
+  void close() noexcept;
+  bool closed() const noexcept;
+  std::size_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+  std::vector<task_info> snapshot() const;
+
+  // Fired (cancelled) when the group is next empty; already fired if it is.
+  source_ref join_event();
+
+  // on_error, or the default line on stderr. May throw (on_error's own).
+  void report(std::exception_ptr e, const task_info& info) const;
+
+private:
+  group_state(asio::any_io_executor ex, std::string name, error_handler on_error);
+  ~group_state();
+
+  ref_count refs_;
+  const asio::any_io_executor ex_;
+  const std::string name_;
+  const error_handler on_error_;
+
+  mutable std::mutex mutex_;
+  bool closed_ = false;
+  std::uint64_t next_id_ = 1;
+  std::atomic<std::size_t> size_{0};
+  group_child* head_ = nullptr;
+  group_child* tail_ = nullptr;
+  source_state* generation_;          // strong reference
+  source_state* join_event_ = nullptr; // strong reference, made by a join
+};
+
+template <typename... Args>
+std::exception_ptr group_child::complete(task_state& t, std::exception_ptr& e, const Args&... args)
+{
+  // A child ends by its cancellation when it was asked to cancel and what
+  // it threw is a cancellation; anything else it threw is a failure, even
+  // from its cleanup.
+  const bool cancelled = t.cancelled();
+  const bool failed = e && !(cancelled && is_cancellation_exception(e));
+  if (e && cancelled && !failed)
+    e = std::make_exception_ptr(cancelled_error(t.first_reason()));
+  error_ = e;
+  if constexpr (sizeof...(Args) == 1)
+    if (keep_result_)
+      static_cast<group_child_impl<std::decay_t<Args>...>*>(this)->value_.emplace(args...);
+  return finish(failed);
+}
+
+} // namespace arc::detail
+
+#endif

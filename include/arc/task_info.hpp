@@ -1,0 +1,51 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_TASK_INFO_HPP
+#define ARC_TASK_INFO_HPP
+
+#include <arc/cancel_reason.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iosfwd>
+#include <source_location>
+#include <string>
+
+namespace arc {
+
+/// Where a group's child is in its life.
+enum class task_status
+{
+  running,    ///< Not asked to cancel.
+  cancelling, ///< Asked to cancel, still running (its cleanup, or ignoring it).
+  escalated,  ///< Cancelled again, terminal, after a shutdown's grace.
+  done        ///< Completed.
+};
+
+/// What a group knows about one child, as of when it was read.
+struct task_info
+{
+  std::uint64_t id = 0;       ///< Unique within its group, from 1.
+  std::string name;           ///< Given at spawn; may be empty.
+  std::string group;          ///< The group's name.
+  std::source_location where; ///< The spawn site.
+  std::chrono::steady_clock::duration age{}; ///< Since the spawn.
+  task_status status = task_status::running;
+  std::size_t requests = 0;   ///< Cancellation requests that reached it.
+  cancel_reason reason;       ///< The first; empty if not cancelled.
+};
+
+/// A group's error handler: the child's exception and what is known of it.
+using error_handler = std::function<void(std::exception_ptr, const task_info&)>;
+
+/// "running", "cancelling", "escalated" or "done".
+const char* to_string(task_status s) noexcept;
+
+/// One line: `group/name #id (file:line), age 12 ms, cancelling: <reason>`.
+std::ostream& operator<<(std::ostream& os, const task_info& info);
+
+} // namespace arc
+
+#endif
