@@ -33,6 +33,7 @@ public:
     case error::already_started: return "already started";
     case error::not_in_task: return "not inside an arc task";
     case error::no_executor: return "no executor was given";
+    case error::shutdown_incomplete: return "shutdown incomplete: tasks still running";
     }
     return "unknown arc error";
   }

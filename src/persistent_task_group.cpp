@@ -1,7 +1,13 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/persistent_task_group.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <ostream>
@@ -40,8 +46,8 @@ task_info group_child::info() const
     i.requests = t->requests();
     i.reason = t->reason();
     if (i.status != task_status::done && t->cancelled())
-      i.status = i.reason.kind() == reason_kind::escalated ? task_status::escalated
-                                                          : task_status::cancelling;
+      i.status = escalated_.load(std::memory_order_acquire) ? task_status::escalated
+                                                            : task_status::cancelling;
   }
   return i;
 }
@@ -88,6 +94,8 @@ std::exception_ptr group_child::finish(bool failed) noexcept
   {
     try
     {
+      if (about)
+        group_->record_failure(*about, error_);
       group_->report(error_, about ? *about : task_info());
     }
     catch (...)
@@ -132,13 +140,23 @@ group_state* group_state::create(asio::any_io_executor ex, std::string name, err
 
 group_state::group_state(asio::any_io_executor ex, std::string name, error_handler on_error)
   : ex_(std::move(ex)), name_(std::move(name)), on_error_(std::move(on_error)),
-    generation_(source_state::create(1))
+    root_(source_state::create(1)), generation_(nullptr)
 {
+  try
+  {
+    generation_ = root_->make_child(1, unchanged_policy());
+  }
+  catch (...)
+  {
+    root_->release();
+    throw;
+  }
 }
 
 group_state::~group_state()
 {
   generation_->release();
+  root_->release();
   if (join_event_)
     join_event_->release();
 }
@@ -179,6 +197,8 @@ void group_state::retire(group_child* c) noexcept
       tail_ = c->prev_;
     c->prev_ = c->next_ = nullptr;
     c->linked_ = false;
+    if (shutdown_)
+      ++shutdown_->finished;
     if (size_.fetch_sub(1, std::memory_order_acq_rel) == 1)
       fired = std::exchange(join_event_, nullptr);
   }
@@ -199,7 +219,7 @@ void group_state::retire(group_child* c) noexcept
 
 std::size_t group_state::cancel(const cancel_reason& r, asio::cancellation_type_t t)
 {
-  source_ref fresh = source_ref::adopt(source_state::create(1));
+  source_ref fresh = source_ref::adopt(root_->make_child(1, unchanged_policy()));
   source_ref old;
   std::size_t n;
   {
@@ -282,6 +302,162 @@ void group_state::report(std::exception_ptr e, const task_info& info) const
       static_cast<unsigned>(info.where.line()), what.c_str());
 }
 
+// --- Shutdown --------------------------------------------------------------------
+
+namespace {
+
+// A generation's requests reach its children as their parent's; an
+// escalation reaches them as itself.
+class group_child_link final : public link_policy
+{
+public:
+  void forward(source_state& child, const cancel_reason& r,
+      asio::cancellation_type_t t) const override
+  {
+    child.cancel(r.kind() == reason_kind::escalated ? r : reason::parent(r), t);
+  }
+};
+
+std::string what_of(const std::exception_ptr& e)
+{
+  try
+  {
+    std::rethrow_exception(e);
+  }
+  catch (const std::exception& x)
+  {
+    return x.what();
+  }
+  catch (...)
+  {
+    return "unknown exception";
+  }
+}
+
+} // namespace
+
+const link_policy& group_child_policy() noexcept
+{
+  static const group_child_link p;
+  return p;
+}
+
+void group_state::begin_shutdown(const cancel_reason& r)
+{
+  auto record = std::make_unique<shutdown_record>();
+  record->reason = r;
+  record->start = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    if (!shutdown_)
+      shutdown_ = std::move(record);
+  }
+  root_->cancel(r, asio::cancellation_type::terminal);
+}
+
+void group_state::escalate()
+{
+  cancel_reason why;
+  {
+    std::lock_guard lock(mutex_);
+    if (!shutdown_)
+      return;
+    why = reason::escalated(shutdown_->reason);
+    for (group_child* c = head_; c; c = c->next_)
+    {
+      if (c->escalated_.exchange(true, std::memory_order_acq_rel))
+        continue;
+      shutdown_->escalated.push_back(group_child_ptr(c));
+    }
+  }
+  root_->cancel(why, asio::cancellation_type::terminal);
+}
+
+void group_state::record_failure(const task_info& info, const std::exception_ptr& e)
+{
+  std::lock_guard lock(mutex_);
+  if (shutdown_)
+    shutdown_->failed.push_back(failed_task{info, e, what_of(e)});
+}
+
+shutdown_report group_state::make_report(bool incomplete) const
+{
+  shutdown_report out;
+  std::lock_guard lock(mutex_);
+  if (shutdown_)
+  {
+    out.reason = shutdown_->reason;
+    out.elapsed = std::chrono::steady_clock::now() - shutdown_->start;
+    out.finished = shutdown_->finished;
+    out.failed = shutdown_->failed;
+    out.escalated.reserve(shutdown_->escalated.size());
+    for (const group_child_ptr& c : shutdown_->escalated)
+      out.escalated.push_back(c->info());
+  }
+  if (incomplete)
+  {
+    for (const group_child* c = head_; c; c = c->next_)
+      out.stragglers.push_back(c->info());
+    std::stable_sort(out.stragglers.begin(), out.stragglers.end(),
+        [](const task_info& a, const task_info& b) { return a.age > b.age; });
+  }
+  return out;
+}
+
+asio::awaitable<shutdown_outcome> run_group_shutdown(group_ref_ptr g, cancel_reason r,
+    shutdown_options opts)
+{
+  using namespace asio::experimental::awaitable_operators;
+  const auto start = std::chrono::steady_clock::now();
+  g->begin_shutdown(r);
+  asio::steady_timer timer(co_await asio::this_coro::executor, start + opts.grace);
+  bool escalated = false;
+  bool aborted = false;
+  try
+  {
+    for (;;)
+    {
+      auto token = asio::as_tuple(asio::use_awaitable);
+      auto which = co_await (
+          asio::async_initiate<decltype(token), void(boost::system::error_code)>(
+              initiate_group_join(g.get()), token)
+          || timer.async_wait(token));
+      // as_tuple: a cancelled wait shows as its error code, not a throw.
+      const boost::system::error_code wait_ec = which.index() == 0
+          ? std::get<0>(std::get<0>(which))
+          : std::get<0>(std::get<1>(which));
+      if (wait_ec)
+      {
+        aborted = true;
+        break;
+      }
+      if (which.index() == 0)
+        break; // empty
+      if (!escalated)
+      {
+        escalated = true;
+        g->escalate();
+        if (opts.force_after > opts.grace)
+        {
+          timer.expires_at(start + opts.force_after);
+          continue;
+        }
+      }
+      co_return shutdown_outcome{make_error_code(error::shutdown_incomplete), g->make_report(true)};
+    }
+  }
+  catch (const boost::system::system_error&)
+  {
+    // The shutdown's own wait was cancelled: the group stays closed and its
+    // children cancelled; nobody waits for them any more.
+    aborted = true;
+  }
+  if (aborted)
+    co_return shutdown_outcome{asio::error::operation_aborted, g->make_report(false)};
+  co_return shutdown_outcome{{}, g->make_report(false)};
+}
+
 } // namespace detail
 
 // --- Public members -----------------------------------------------------------------
@@ -339,6 +515,26 @@ persistent_task_group::~persistent_task_group()
       // dropped here, as Asio drops a handler's at context destruction.
     }
   }
+}
+
+std::ostream& operator<<(std::ostream& os, const shutdown_report& report)
+{
+  std::ostringstream out;
+  const auto ms = [](std::chrono::steady_clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  for (const task_info& t : report.stragglers)
+    out << "straggler: " << t << '\n';
+  for (const task_info& t : report.escalated)
+    out << "escalated: " << t << '\n';
+  for (const failed_task& f : report.failed)
+    out << "failed: " << f.info << ": " << f.what << '\n';
+  out << "shutdown " << (report.complete() ? "complete" : "INCOMPLETE") << " after " << ms(report.elapsed)
+      << " ms: " << report.finished << " finished, " << report.escalated.size() << " escalated, "
+      << report.failed.size() << " failed, " << report.stragglers.size() << " still running";
+  if (report.reason)
+    out << "; reason: " << report.reason;
+  return os << out.str();
 }
 
 const char* to_string(task_status s) noexcept

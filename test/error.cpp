@@ -38,6 +38,7 @@ const arc::error other_codes[] = {
   arc::error::already_started,
   arc::error::not_in_task,
   arc::error::no_executor,
+  arc::error::shutdown_incomplete,
 };
 
 } // namespace

@@ -73,6 +73,9 @@ static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(
     void(error_code)>);
 static_assert(std::is_same_v<decltype(std::declval<group_t&>().async_join(asio::use_awaitable)),
     asio::awaitable<void>>);
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(std::declval<group_t&>().async_shutdown(
+                                 arc::reason::shutdown(), arc::shutdown_options{}, asio::deferred))>,
+    void(error_code, arc::shutdown_report)>);
 static_assert(!std::is_copy_constructible_v<group_t>);
 static_assert(std::is_copy_constructible_v<arc::group_ref>);
 
@@ -844,6 +847,297 @@ TEST(persistent_task_group_concurrency, spawns_cancels_and_completions_race_on_a
   EXPECT_EQ(cancelled.load(), completions.load());
   EXPECT_TRUE(arc_test::wait_until([&] { return g.size() == 0; }));
   pool.join();
+}
+
+// --- Shutdown (G2, G3) ----------------------------------------------------------------------
+
+// Ignores the first cancellation and keeps going for @p ignore_for; records
+// the task's history when a later request gets through.
+asio::awaitable<void> stubborn(std::chrono::milliseconds ignore_for,
+    std::vector<arc::cancel_reason>* history, bool ignore_escalation = false)
+{
+  try
+  {
+    co_await value_after(std::chrono::hours(1), 0);
+  }
+  catch (const boost::system::system_error&)
+  {
+  }
+  co_await asio::this_coro::reset_cancellation_state();
+  try
+  {
+    co_await value_after(ignore_for, 0);
+  }
+  catch (const boost::system::system_error&)
+  {
+    if (history)
+      *history = arc::this_task::source().history();
+    if (!ignore_escalation)
+      throw;
+  }
+  if (ignore_escalation)
+  {
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await value_after(ignore_for, 0);
+  }
+}
+
+TEST(persistent_task_group, shutdown_cancels_every_child_as_parent_of_the_reason_and_waits_for_the_last)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.name = "g2"});
+  const arc::cancel_reason R = arc::reason::signal(15);
+  arc::cancel_reason seen[3];
+  int done = 0;
+  for (int i = 0; i != 3; ++i)
+    g.spawn(
+        [&, i]() -> asio::awaitable<void>
+        {
+          try
+          {
+            co_await sleeper(&seen[i]);
+          }
+          catch (const boost::system::system_error&)
+          {
+          }
+          // Cleanup that takes a while, after the cancellation.
+          co_await asio::this_coro::reset_cancellation_state();
+          co_await value_after(std::chrono::milliseconds(5 * i), 0);
+          ++done;
+        });
+  int calls = 0;
+  error_code ec = asio::error::fault;
+  arc::shutdown_report report;
+  int done_at_completion = -1;
+  asio::post(ctx, [&] {
+    g.async_shutdown(R, {.grace = 10s, .force_after = 20s}, [&](error_code e, arc::shutdown_report r) {
+      ++calls;
+      ec = e;
+      report = std::move(r);
+      done_at_completion = done;
+    });
+    // A spawn during the shutdown is refused, and never runs.
+    auto destroyed = std::make_shared<bool>(false);
+    bool ran = false;
+    EXPECT_THROW(g.spawn(probed(frame_probe{destroyed}, &ran)), boost::system::system_error);
+    EXPECT_TRUE(*destroyed);
+    EXPECT_FALSE(ran);
+  });
+  ctx.run();
+  ASSERT_EQ(calls, 1);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(done_at_completion, 3) << "completes when the last child ends";
+  for (const auto& s : seen)
+  {
+    EXPECT_EQ(s.kind(), arc::reason_kind::parent);
+    EXPECT_EQ(s.cause(), R);
+    EXPECT_EQ(s.cause().signal_number(), 15);
+  }
+  EXPECT_TRUE(g.closed());
+  EXPECT_EQ(report.reason, R);
+  EXPECT_EQ(report.finished, 3u);
+  EXPECT_TRUE(report.escalated.empty());
+  EXPECT_TRUE(report.stragglers.empty());
+  EXPECT_TRUE(report.complete());
+}
+
+TEST(persistent_task_group, after_the_grace_a_stubborn_child_is_cancelled_again_as_escalated_and_reported)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.name = "g3"});
+  const arc::cancel_reason R = arc::reason::shutdown("deploy");
+  std::vector<arc::cancel_reason> history;
+  const auto line = __LINE__ + 1;
+  g.spawn(stubborn(std::chrono::milliseconds(10'000), &history), arc::spawn_options{.name = "stubborn"});
+  g.spawn(sleeper(), arc::spawn_options{.name = "obedient"});
+  error_code ec = asio::error::fault;
+  arc::shutdown_report report;
+  asio::post(ctx, [&] {
+    g.async_shutdown(R, {.grace = 50ms, .force_after = 10s}, [&](error_code e, arc::shutdown_report r) {
+      ec = e;
+      report = std::move(r);
+    });
+  });
+  ctx.run();
+  EXPECT_FALSE(ec) << ec.message();
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].kind(), arc::reason_kind::parent);
+  EXPECT_EQ(history[1].kind(), arc::reason_kind::escalated);
+  EXPECT_EQ(history[1].cause(), R);
+  ASSERT_EQ(report.escalated.size(), 1u);
+  EXPECT_EQ(report.escalated[0].name, "stubborn");
+  EXPECT_EQ(report.escalated[0].where.line(), line);
+  EXPECT_GE(report.escalated[0].age, 50ms);
+  EXPECT_EQ(report.escalated[0].status, arc::task_status::done) << "it finished once escalated";
+  EXPECT_EQ(report.finished, 2u);
+  EXPECT_TRUE(report.complete());
+}
+
+TEST(persistent_task_group, a_child_that_ignores_even_the_escalation_is_a_straggler_after_force_after)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.name = "g"});
+  g.spawn(stubborn(std::chrono::milliseconds(300), nullptr, true), arc::spawn_options{.name = "deaf"});
+  g.spawn(sleeper(), arc::spawn_options{.name = "obedient"});
+  error_code ec;
+  arc::shutdown_report report;
+  bool completed = false;
+  asio::post(ctx, [&] {
+    g.async_shutdown(arc::reason::shutdown("now"), {.grace = 20ms, .force_after = 60ms},
+        [&](error_code e, arc::shutdown_report r) {
+          ec = e;
+          report = std::move(r);
+          completed = true;
+        });
+  });
+  run_until(ctx, [&] { return completed; });
+  EXPECT_EQ(ec, arc::error::shutdown_incomplete);
+  ASSERT_EQ(report.stragglers.size(), 1u);
+  EXPECT_EQ(report.stragglers[0].name, "deaf");
+  EXPECT_EQ(report.stragglers[0].status, arc::task_status::escalated);
+  EXPECT_FALSE(report.complete());
+  EXPECT_EQ(report.finished, 1u);
+  std::ostringstream out;
+  out << report;
+  const std::string text = out.str();
+  EXPECT_NE(text.find("straggler: g/deaf"), std::string::npos) << text;
+  EXPECT_NE(text.find("INCOMPLETE"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 still running"), std::string::npos) << text;
+  ctx.run(); // the straggler ends on its own
+  EXPECT_EQ(g.size(), 0u);
+}
+
+TEST(persistent_task_group, a_child_that_fails_during_the_shutdown_is_listed_with_its_error)
+{
+  asio::io_context ctx;
+  int reported = 0;
+  arc::persistent_task_group g(ctx, {.on_error = [&](std::exception_ptr, const arc::task_info&) { ++reported; }});
+  g.spawn(
+      []() -> asio::awaitable<void>
+      {
+        try
+        {
+          co_await sleeper();
+        }
+        catch (const boost::system::system_error&)
+        {
+        }
+        throw std::runtime_error("flush failed");
+      },
+      arc::spawn_options{.name = "writer"});
+  arc::shutdown_report report;
+  asio::post(ctx, [&] {
+    g.async_shutdown(arc::reason::shutdown(), {}, [&](error_code e, arc::shutdown_report r) {
+      EXPECT_FALSE(e);
+      report = std::move(r);
+    });
+  });
+  ctx.run();
+  EXPECT_EQ(reported, 1);
+  ASSERT_EQ(report.failed.size(), 1u);
+  EXPECT_EQ(report.failed[0].info.name, "writer");
+  EXPECT_EQ(report.failed[0].what, "flush failed");
+  EXPECT_EQ(message_of(report.failed[0].error), "flush failed");
+  EXPECT_EQ(report.finished, 1u);
+}
+
+TEST(persistent_task_group, cancelling_a_shutdown_stops_its_waiting_and_leaves_the_group_closed)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  g.spawn(stubborn(std::chrono::milliseconds(30), nullptr));
+  asio::cancellation_signal sig;
+  error_code ec;
+  int calls = 0;
+  asio::post(ctx, [&] {
+    g.async_shutdown(arc::reason::shutdown(), {.grace = 10s, .force_after = 20s},
+        asio::bind_cancellation_slot(sig.slot(), [&](error_code e, arc::shutdown_report) {
+          ec = e;
+          ++calls;
+        }));
+    asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+  });
+  run_until(ctx, [&] { return calls == 1; });
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_TRUE(g.closed());
+  EXPECT_EQ(g.size(), 1u);
+  ctx.run();
+  EXPECT_EQ(g.size(), 0u);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(persistent_task_group, shutdown_of_an_empty_group_completes_posted_through_each_token_kind)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  int calls = 0;
+  g.async_shutdown(arc::reason::shutdown(), {}, [&](error_code e, arc::shutdown_report r) {
+    EXPECT_FALSE(e);
+    EXPECT_EQ(r.finished, 0u);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 0);
+  auto fut = g.async_shutdown(arc::reason::shutdown(), {}, asio::use_future);
+  error_code by_awaitable = asio::error::fault;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void>
+      {
+        auto [e, r] = co_await g.async_shutdown(arc::reason::shutdown(), {}, asio::as_tuple(asio::use_awaitable));
+        by_awaitable = e;
+      },
+      asio::detached);
+  ctx.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(fut.get().complete());
+  EXPECT_FALSE(by_awaitable);
+}
+
+TEST(persistent_task_group_concurrency, shutdown_races_spawns_on_a_thread_pool)
+{
+  asio::thread_pool pool(4);
+  arc::persistent_task_group g(pool, {.name = "race"});
+  const std::size_t n = arc_test::stress(10'000);
+  std::atomic<std::size_t> completions{0}, refused{0}, spawned{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> spawners;
+  for (int t = 0; t != 2; ++t)
+    spawners.emplace_back(
+        [&]
+        {
+          while (!go.load())
+            std::this_thread::yield();
+          for (std::size_t i = 0; i != n / 2; ++i)
+          {
+            try
+            {
+              g.spawn(sleeper(), [&](std::exception_ptr) { completions.fetch_add(1); });
+              spawned.fetch_add(1);
+            }
+            catch (const boost::system::system_error& e)
+            {
+              EXPECT_EQ(e.code(), arc::error::group_closed);
+              refused.fetch_add(1);
+            }
+          }
+        });
+  std::atomic<int> shutdowns{0};
+  error_code ec = asio::error::fault;
+  go.store(true);
+  std::this_thread::sleep_for(1ms);
+  g.async_shutdown(arc::reason::shutdown("race"), {.grace = 10s, .force_after = 20s},
+      [&](error_code e, arc::shutdown_report) {
+        ec = e;
+        shutdowns.fetch_add(1);
+      });
+  for (auto& t : spawners)
+    t.join();
+  EXPECT_TRUE(arc_test::wait_until([&] { return shutdowns.load() == 1; }));
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(spawned.load() + refused.load(), n / 2 * 2);
+  EXPECT_TRUE(arc_test::wait_until([&] { return completions.load() == spawned.load(); }));
+  EXPECT_EQ(g.size(), 0u);
+  pool.join();
+  EXPECT_EQ(completions.load(), spawned.load()) << "each completion exactly once";
 }
 
 } // namespace

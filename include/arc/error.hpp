@@ -37,7 +37,8 @@ enum class error
   group_closed,             ///< The group no longer accepts work.
   already_started,          ///< The operation was already started.
   not_in_task,              ///< Called outside a task started by arc.
-  no_executor               ///< The operation needs an executor and none was given.
+  no_executor,              ///< The operation needs an executor and none was given.
+  shutdown_incomplete       ///< A shutdown gave up waiting: some tasks still run.
 };
 
 /// The "arc" error category.

@@ -5,6 +5,8 @@
 #include <arc/cancel_reason.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/detail/group_state.hpp>
+#include <arc/shutdown_report.hpp>
+#include <arc/task_info.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -159,6 +161,29 @@ public:
    */
   template <typename CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_join(CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) const;
+
+  /// Close the group, cancel every child, wait; escalate after the grace.
+  /**
+   * 1. Closes the group (spawn reports arc::error::group_closed).
+   * 2. Cancels every child with @p reason: each records reason::parent(reason).
+   * 3. Waits for the group to be empty.
+   * 4. After `opts.grace`, cancels what still runs again, terminal, with
+   *    reason::escalated(reason); each of those records it as itself.
+   * 5. After `opts.force_after`, stops waiting.
+   *
+   * @par Completion Signature
+   * @code void(boost::system::error_code, arc::shutdown_report) @endcode
+   * `ec` is empty when every child has finished; arc::error::shutdown_incomplete
+   * after `force_after`, with the stragglers in the report.
+   *
+   * @par Per-Operation Cancellation
+   * Terminal, partial and total: stops the waiting and the escalation, with
+   * boost::asio::error::operation_aborted and the report so far. The group
+   * stays closed and its children cancelled.
+   */
+  template <typename CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_shutdown(cancel_reason reason, shutdown_options opts = {},
+      CompletionToken&& token = boost::asio::default_completion_token_t<executor_type>()) const;
 
 protected:
   explicit group_ref(detail::group_ref_ptr s) noexcept : state_(std::move(s)) {}

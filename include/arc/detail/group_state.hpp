@@ -9,17 +9,20 @@
 #include <arc/detail/source_state.hpp>
 #include <arc/detail/spin_lock.hpp>
 #include <arc/detail/task_state.hpp>
+#include <arc/shutdown_report.hpp>
 #include <arc/task_info.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <source_location>
@@ -82,6 +85,11 @@ concept group_token_for = !std::same_as<std::decay_t<Token>, spawn_options>
 class group_state;
 using group_ref_ptr = ref_ptr<group_state>;
 
+// How a group's generation reaches its children: as their parent
+// (reason::parent), except a shutdown's escalation, which each child records
+// as itself (kind `escalated`).
+const link_policy& group_child_policy() noexcept;
+
 // --- A group's record of one child --------------------------------------------
 
 // Lives from the spawn until the child has completed and every task_handle to
@@ -127,6 +135,10 @@ public:
 
   // The result, once done().
   const std::exception_ptr& error() const noexcept { return error_; }
+
+  // Set by a shutdown's escalation (guarded by the group's mutex to set;
+  // read anywhere).
+  std::atomic<bool> escalated_{false};
 
   // Guarded by the group's mutex: the group's list of live children.
   group_child* prev_ = nullptr;
@@ -240,6 +252,18 @@ public:
   // on_error, or the default line on stderr. May throw (on_error's own).
   void report(std::exception_ptr e, const task_info& info) const;
 
+  // --- Shutdown (see run_group_shutdown) ---
+  // Close, start the record if this is the first shutdown, and cancel every
+  // child (every generation) with @p r.
+  void begin_shutdown(const cancel_reason& r);
+  // Cancel what still runs again, terminal, with reason::escalated of the
+  // shutdown's reason; the children it reaches are listed in the report.
+  void escalate();
+  // A child failed: listed in the report if a shutdown is under way.
+  void record_failure(const task_info& info, const std::exception_ptr& e);
+  // The report so far; with the stragglers when @p incomplete.
+  shutdown_report make_report(bool incomplete) const;
+
 private:
   group_state(asio::any_io_executor ex, std::string name, error_handler on_error);
   ~group_state();
@@ -255,9 +279,35 @@ private:
   std::atomic<std::size_t> size_{0};
   group_child* head_ = nullptr;
   group_child* tail_ = nullptr;
-  source_state* generation_;          // strong reference
+  // Every generation is a child of root_ (unchanged): a shutdown cancels
+  // root_, and so reaches the children of old generations too.
+  source_state* root_;                 // strong reference
+  source_state* generation_;           // strong reference
   source_state* join_event_ = nullptr; // strong reference, made by a join
+
+  struct shutdown_record
+  {
+    cancel_reason reason;
+    std::chrono::steady_clock::time_point start;
+    std::size_t finished = 0;
+    std::vector<failed_task> failed;
+    std::vector<group_child_ptr> escalated;
+  };
+  std::unique_ptr<shutdown_record> shutdown_; // from the first shutdown on
 };
+
+// The result of a group's shutdown coroutine.
+struct shutdown_outcome
+{
+  boost::system::error_code ec;
+  shutdown_report report;
+};
+
+// Shut @p g down: begin, wait for it to empty; after the grace escalate,
+// after force_after give up. A cancellation of the coroutine stops the
+// waiting (operation_aborted) and leaves the group closed and cancelled.
+asio::awaitable<shutdown_outcome> run_group_shutdown(group_ref_ptr g, cancel_reason r,
+    shutdown_options opts);
 
 template <typename... Args>
 std::exception_ptr group_child::complete(task_state& t, std::exception_ptr& e, const Args&... args)

@@ -85,7 +85,7 @@ bool launch_child(const Executor& ex, group_state* g, group_child* child, Handle
     return false;
   try
   {
-    generation->attach_child(task.get(), as_parent_policy());
+    generation->attach_child(task.get(), group_child_policy());
     initiate_co_spawn<Executor>(ex, std::move(task))(
         handler_type(std::forward<Handler>(h), group_child_ptr(child)),
         std::forward<Spawnable>(s));
@@ -251,9 +251,71 @@ private:
   group_ref_ptr group_;
 };
 
+// async_shutdown's handler: the shutdown coroutine's outcome, as
+// (error_code, report).
+template <typename Handler>
+class shutdown_completion
+{
+public:
+  using arc_wrapped_handler = Handler;
+
+  template <typename H>
+  explicit shutdown_completion(H&& h) : handler_(std::forward<H>(h))
+  {
+  }
+
+  void operator()(std::exception_ptr e, shutdown_outcome out)
+  {
+    // The coroutine ends by co_return; an exception means it never ran its
+    // body (cancelled before it started).
+    if (e)
+      out.ec = asio::error::operation_aborted;
+    std::move(handler_)(out.ec, std::move(out.report));
+  }
+
+  Handler handler_;
+};
+
+class initiate_group_shutdown
+{
+public:
+  using executor_type = asio::any_io_executor;
+
+  initiate_group_shutdown(group_state* g, cancel_reason r, shutdown_options o) noexcept
+    : group_(g), reason_(std::move(r)), opts_(o)
+  {
+  }
+
+  executor_type get_executor() const noexcept { return group_->executor(); }
+
+  template <typename Handler>
+  void operator()(Handler&& h) const
+  {
+    // Closed at once: a spawn after async_shutdown has returned is refused.
+    // The cancellations are delivered from the coroutine, not from here.
+    group_->close();
+    arc::co_spawn(group_->executor(), run_group_shutdown(group_, reason_, opts_),
+        shutdown_completion<std::decay_t<Handler>>(std::forward<Handler>(h)));
+  }
+
+private:
+  group_ref_ptr group_;
+  cancel_reason reason_;
+  shutdown_options opts_;
+};
+
 } // namespace arc::detail
 
 namespace arc {
+
+template <typename CompletionToken>
+auto group_ref::async_shutdown(cancel_reason reason, shutdown_options opts,
+    CompletionToken&& token) const
+{
+  return boost::asio::async_initiate<CompletionToken,
+      void(boost::system::error_code, shutdown_report)>(
+      detail::initiate_group_shutdown(state_.get(), std::move(reason), opts), token);
+}
 
 template <typename Spawnable>
   requires detail::group_spawnable<Spawnable>
