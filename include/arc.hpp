@@ -11,6 +11,7 @@
 #include <arc/error.hpp>
 #include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
+#include <arc/registry.hpp>
 #include <arc/shutdown_report.hpp>
 #include <arc/task_info.hpp>
 

@@ -1,5 +1,6 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/persistent_task_group.hpp>
+#include <arc/detail/registry_core.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -109,7 +110,7 @@ std::exception_ptr group_child::finish(bool failed) noexcept
 
 void group_child::abandon() noexcept
 {
-  group_->retire(this);
+  group_->abandoned(this);
 }
 
 source_ref group_child::done_event()
@@ -135,7 +136,55 @@ source_ref group_child::done_event()
 
 group_state* group_state::create(asio::any_io_executor ex, std::string name, error_handler on_error)
 {
-  return new group_state(std::move(ex), std::move(name), std::move(on_error));
+  registry_core_ptr core = registry_core_of(asio::query(ex, asio::execution::context));
+  auto* g = new group_state(std::move(ex), std::move(name), std::move(on_error));
+  try
+  {
+    core->add(g);
+  }
+  catch (...)
+  {
+    g->release();
+    throw;
+  }
+  g->registry_ = core.detach();
+  return g;
+}
+
+void group_state::unregister() noexcept
+{
+  registry_core* r;
+  {
+    std::lock_guard lock(mutex_);
+    r = std::exchange(registry_, nullptr);
+  }
+  if (r)
+  {
+    r->remove(this);
+    r->release();
+  }
+}
+
+void group_state::abandoned(group_child* c) noexcept
+{
+  if (!retire_if_linked(c))
+    return;
+  std::optional<task_info> info;
+  try
+  {
+    info.emplace(c->info());
+  }
+  catch (...)
+  {
+    return; // no memory to describe it; it has left the group all the same
+  }
+  registry_core_ptr r;
+  {
+    std::lock_guard lock(mutex_);
+    r = registry_core_ptr(registry_);
+  }
+  if (r)
+    r->abandoned(*info);
 }
 
 group_state::group_state(asio::any_io_executor ex, std::string name, error_handler on_error)
@@ -155,6 +204,8 @@ group_state::group_state(asio::any_io_executor ex, std::string name, error_handl
 
 group_state::~group_state()
 {
+  if (registry_)
+    registry_->release();
   generation_->release();
   root_->release();
   if (join_event_)
@@ -180,13 +231,13 @@ source_ref group_state::admit(group_child* c)
   return source_ref(generation_);
 }
 
-void group_state::retire(group_child* c) noexcept
+bool group_state::retire_if_linked(group_child* c) noexcept
 {
   source_state* fired = nullptr;
   {
     std::lock_guard lock(mutex_);
     if (!c->linked_)
-      return;
+      return false;
     if (c->prev_)
       c->prev_->next_ = c->next_;
     else
@@ -215,6 +266,7 @@ void group_state::retire(group_child* c) noexcept
     fired->release();
   }
   c->release(); // the list's
+  return true;
 }
 
 std::size_t group_state::cancel(const cancel_reason& r, asio::cancellation_type_t t)
@@ -501,6 +553,7 @@ persistent_task_group::~persistent_task_group()
 {
   if (!state_)
     return;
+  state_->unregister();
   state_->close();
   if (state_->size() != 0)
   {

@@ -14,8 +14,10 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -326,6 +328,31 @@ TEST(source_wait_concurrency, a_cancel_racing_the_waits_own_cancellation_complet
       ASSERT_EQ(calls[i], 1) << "round " << round << ", wait " << i;
     EXPECT_LE(cancelled_by_source, waits);
   }
+}
+
+// Asio's awaitable operators call co_spawn unqualified. With an awaitable of
+// arc's cancel_reason, argument-dependent lookup used to find arc::co_spawn
+// as well, and the call was ambiguous: it did not compile.
+TEST(source_wait, a_wait_races_a_timer_through_the_awaitable_operators)
+{
+  using namespace boost::asio::experimental::awaitable_operators;
+  asio::io_context ctx;
+  arc::cancel_source src(ctx);
+  const arc::cancel_reason R = arc::reason::user("stop");
+  std::size_t winner = 99;
+  arc::cancel_reason got;
+  arc_test::run_task(ctx,
+      [&]() -> asio::awaitable<void>
+      {
+        asio::steady_timer t(ctx, std::chrono::hours(1));
+        asio::post(ctx, [&] { src.cancel(R); });
+        auto which = co_await (src.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+        winner = which.index();
+        if (which.index() == 0)
+          got = std::get<0>(which);
+      });
+  EXPECT_EQ(winner, 0u);
+  EXPECT_EQ(got, R);
 }
 
 } // namespace

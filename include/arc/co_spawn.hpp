@@ -16,6 +16,14 @@
 
 namespace arc {
 
+// The spawn functions live in a namespace of their own, brought into arc by
+// a using-directive: a qualified call (arc::co_spawn) finds them, and
+// argument-dependent lookup does not. Asio's own code calls co_spawn
+// unqualified (the awaitable operators || and &&) with awaitables whose value
+// type may be arc's, such as src.async_wait(use_awaitable)'s cancel_reason;
+// ADL would find arc::co_spawn there too, and the call would be ambiguous.
+namespace spawn_functions {
+
 /// Spawn a coroutine, as boost::asio::co_spawn does, and give it a task context.
 /**
  * The task context is a cancel_source of the coroutine's own, read inside it
@@ -109,6 +117,10 @@ template <typename ExecutionContext, typename F,
 auto co_spawn(ExecutionContext& ctx, F&& f,
     CompletionToken&& token = boost::asio::default_completion_token_t<
         typename ExecutionContext::executor_type>());
+
+} // namespace spawn_functions
+
+using namespace spawn_functions;
 
 /// The task context of the code running now: a coroutine started by arc::co_spawn.
 /**

@@ -84,6 +84,7 @@ concept group_token_for = !std::same_as<std::decay_t<Token>, spawn_options>
 
 class group_state;
 using group_ref_ptr = ref_ptr<group_state>;
+class registry_core; // registry_core.hpp
 
 // How a group's generation reaches its children: as their parent
 // (reason::parent), except a shutdown's escalation, which each child records
@@ -238,7 +239,9 @@ public:
   source_ref admit(group_child* c);
   // Unlink @p c if it is still linked; fire the join event if the group
   // is now empty.
-  void retire(group_child* c) noexcept;
+  void retire(group_child* c) noexcept { static_cast<void>(retire_if_linked(c)); }
+  // The same; false if @p c was not linked (any more).
+  bool retire_if_linked(group_child* c) noexcept;
 
   std::size_t cancel(const cancel_reason& r, asio::cancellation_type_t t);
   void close() noexcept;
@@ -251,6 +254,13 @@ public:
 
   // on_error, or the default line on stderr. May throw (on_error's own).
   void report(std::exception_ptr e, const task_info& info) const;
+
+  // @p c will never complete (its context is being destroyed): retire it
+  // and tell the registry's on_abandoned.
+  void abandoned(group_child* c) noexcept;
+
+  // Leave the context's registry (the owning persistent_task_group is gone).
+  void unregister() noexcept;
 
   // --- Shutdown (see run_group_shutdown) ---
   // Close, start the record if this is the first shutdown, and cancel every
@@ -272,6 +282,7 @@ private:
   const asio::any_io_executor ex_;
   const std::string name_;
   const error_handler on_error_;
+  registry_core* registry_ = nullptr; // strong reference, set by create()
 
   mutable std::mutex mutex_;
   bool closed_ = false;

@@ -243,7 +243,7 @@ private:
 
 } // namespace arc::detail
 
-namespace arc {
+namespace arc::spawn_functions {
 
 template <typename Executor, typename T, typename AwaitableExecutor,
     BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, T)) CompletionToken>
@@ -304,6 +304,6 @@ auto co_spawn(ExecutionContext& ctx, F&& f, CompletionToken&& token)
       std::forward<CompletionToken>(token));
 }
 
-} // namespace arc
+} // namespace arc::spawn_functions
 
 #endif

@@ -1,0 +1,62 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_DETAIL_REGISTRY_CORE_HPP
+#define ARC_DETAIL_REGISTRY_CORE_HPP
+
+#include <arc/detail/group_state.hpp>
+#include <arc/detail/intrusive.hpp>
+#include <arc/task_info.hpp>
+
+#include <boost/asio/execution_context.hpp>
+
+#include <functional>
+#include <mutex>
+#include <vector>
+
+namespace arc {
+class registry;
+} // namespace arc
+
+namespace arc::detail {
+
+// What the registry service and its groups share. The service may go before
+// a group does (an io_context destroyed before a persistent_task_group), so
+// neither points at the other: both hold the core.
+class registry_core
+{
+public:
+  void add_ref() noexcept { refs_.add(); }
+  void release() noexcept
+  {
+    if (refs_.release())
+      delete this;
+  }
+
+  void add(group_state* g);
+  void remove(group_state* g) noexcept;
+  std::vector<group_ref_ptr> groups() const;
+  void set_on_abandoned(std::function<void(const task_info&)> h);
+  // Report a task destroyed unfinished with its context. Never throws.
+  void abandoned(const task_info& info) const noexcept;
+  // The service is gone: forget the groups.
+  void detach() noexcept;
+
+private:
+  ref_count refs_;
+  mutable std::mutex mutex_;
+  std::vector<group_ref_ptr> groups_;
+  std::function<void(const task_info&)> on_abandoned_;
+};
+
+using registry_core_ptr = ref_ptr<registry_core>;
+
+// The registry's core for @p ctx, made on first use.
+registry_core_ptr registry_core_of(asio::execution_context& ctx);
+
+struct registry_access
+{
+  static registry_core_ptr core(const registry& r) noexcept;
+};
+
+} // namespace arc::detail
+
+#endif

@@ -1,0 +1,298 @@
+// arc: Asio Reasoned Cancellation
+#include <arc/registry.hpp>
+
+#include <arc/bind_cancel.hpp>
+#include <arc/cancel_source.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+namespace arc {
+namespace detail {
+
+// --- registry_core --------------------------------------------------------------
+
+void registry_core::add(group_state* g)
+{
+  std::lock_guard lock(mutex_);
+  groups_.push_back(group_ref_ptr(g));
+}
+
+void registry_core::remove(group_state* g) noexcept
+{
+  group_ref_ptr gone; // released outside the lock
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(groups_.begin(), groups_.end(),
+      [g](const group_ref_ptr& p) { return p.get() == g; });
+  if (it != groups_.end())
+  {
+    gone = std::move(*it);
+    groups_.erase(it);
+  }
+}
+
+std::vector<group_ref_ptr> registry_core::groups() const
+{
+  std::lock_guard lock(mutex_);
+  return groups_;
+}
+
+void registry_core::set_on_abandoned(std::function<void(const task_info&)> h)
+{
+  std::lock_guard lock(mutex_);
+  on_abandoned_ = std::move(h);
+}
+
+void registry_core::abandoned(const task_info& info) const noexcept
+{
+  std::function<void(const task_info&)> hook;
+  try
+  {
+    std::lock_guard lock(mutex_);
+    hook = on_abandoned_;
+  }
+  catch (...)
+  {
+  }
+  try
+  {
+    if (hook)
+    {
+      hook(info);
+      return;
+    }
+    std::fprintf(stderr,
+        "arc: group '%s': task '%s' #%llu (%s:%u) destroyed unfinished with its io_context\n",
+        info.group.c_str(), info.name.c_str(), static_cast<unsigned long long>(info.id),
+        info.where.file_name(), static_cast<unsigned>(info.where.line()));
+  }
+  catch (...)
+  {
+    // Reported from a destructor: an exception cannot go anywhere.
+  }
+}
+
+void registry_core::detach() noexcept
+{
+  std::vector<group_ref_ptr> gone;
+  {
+    std::lock_guard lock(mutex_);
+    gone.swap(groups_);
+  }
+}
+
+registry_core_ptr registry_core_of(asio::execution_context& ctx)
+{
+  return registry_access::core(asio::use_service<registry>(ctx));
+}
+
+registry_core_ptr registry_access::core(const registry& r) noexcept
+{
+  return r.core_;
+}
+
+// --- Shutting down several groups -------------------------------------------------
+
+namespace {
+
+shutdown_report merge(const cancel_reason& r, std::vector<shutdown_report>& parts)
+{
+  shutdown_report out;
+  out.reason = r;
+  for (shutdown_report& p : parts)
+  {
+    out.elapsed = std::max(out.elapsed, p.elapsed);
+    out.finished += p.finished;
+    std::move(p.escalated.begin(), p.escalated.end(), std::back_inserter(out.escalated));
+    std::move(p.failed.begin(), p.failed.end(), std::back_inserter(out.failed));
+    std::move(p.stragglers.begin(), p.stragglers.end(), std::back_inserter(out.stragglers));
+  }
+  std::stable_sort(out.stragglers.begin(), out.stragglers.end(),
+      [](const task_info& a, const task_info& b) { return a.age > b.age; });
+  return out;
+}
+
+// The groups' shutdowns, run side by side; done fires when the last ends.
+struct multi_shutdown
+{
+  multi_shutdown(std::size_t n, const asio::any_io_executor& ex) : remaining(n), done(ex) {}
+
+  void finish_one(std::exception_ptr e, shutdown_outcome o)
+  {
+    bool last;
+    {
+      std::lock_guard lock(mutex);
+      if (e && !o.ec)
+        o.ec = asio::error::operation_aborted;
+      if (o.ec == error::shutdown_incomplete)
+        incomplete = true;
+      parts.push_back(std::move(o.report));
+      last = --remaining == 0;
+    }
+    if (last)
+      done.cancel(reason::user("every group has ended"));
+  }
+
+  shutdown_outcome result(const cancel_reason& r)
+  {
+    std::lock_guard lock(mutex);
+    shutdown_outcome out;
+    out.report = merge(r, parts);
+    if (incomplete)
+      out.ec = make_error_code(error::shutdown_incomplete);
+    return out;
+  }
+
+  std::mutex mutex;
+  std::size_t remaining;
+  bool incomplete = false;
+  std::vector<shutdown_report> parts;
+  cancel_source done;
+  cancel_source stop; // cancels the groups' shutdown coroutines
+};
+
+std::shared_ptr<multi_shutdown> start_all(const std::vector<group_ref_ptr>& groups,
+    const asio::any_io_executor& ex, const cancel_reason& r, const shutdown_options& opts)
+{
+  auto st = std::make_shared<multi_shutdown>(groups.size(), ex);
+  if (groups.empty())
+    st->done.cancel(reason::user("no groups"));
+  for (const group_ref_ptr& g : groups)
+  {
+    g->close();
+    arc::co_spawn(g->executor(), run_group_shutdown(g, r, opts),
+        bind_cancel(st->stop,
+            [st](std::exception_ptr e, shutdown_outcome o) { st->finish_one(e, std::move(o)); }));
+  }
+  return st;
+}
+
+shutdown_outcome gave_up(const std::vector<group_ref_ptr>& groups, const cancel_reason& r)
+{
+  std::vector<shutdown_report> parts;
+  for (const group_ref_ptr& g : groups)
+    parts.push_back(g->make_report(true));
+  shutdown_outcome out;
+  out.report = merge(r, parts);
+  out.ec = make_error_code(error::shutdown_incomplete);
+  return out;
+}
+
+} // namespace
+
+asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr> groups,
+    cancel_reason r, shutdown_options opts)
+{
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  auto st = start_all(groups, ex, r, opts);
+  // An empty reason: this wait itself was cancelled.
+  const cancel_reason ended = co_await st->done.async_wait(asio::use_awaitable);
+  if (!ended)
+  {
+    st->stop.cancel(reason::user("the context's shutdown stopped waiting"));
+    shutdown_outcome out = st->result(r);
+    out.ec = asio::error::operation_aborted;
+    co_return out;
+  }
+  co_return st->result(r);
+}
+
+asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
+    std::vector<int> signals, shutdown_options opts)
+{
+  using namespace asio::experimental::awaitable_operators;
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  asio::signal_set set(ex);
+  for (int s : signals)
+    set.add(s);
+  auto [ec, first] = co_await set.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (ec)
+    co_return shutdown_outcome{asio::error::operation_aborted, {}};
+
+  const cancel_reason r = reason::signal(first);
+  const std::vector<group_ref_ptr> groups = core->groups();
+  auto st = start_all(groups, ex, r, opts);
+  int received = 1;
+  for (;;)
+  {
+    auto which = co_await (st->done.async_wait(asio::use_awaitable)
+        || set.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (which.index() == 0)
+    {
+      if (std::get<0>(which))
+        co_return st->result(r);
+      break; // this wait was cancelled
+    }
+    if (std::get<0>(std::get<1>(which)))
+      break; // this wait was cancelled
+    if (++received == 2)
+    {
+      // A second signal: escalate now, as the grace's end would.
+      for (const group_ref_ptr& g : groups)
+        g->escalate();
+      continue;
+    }
+    // A third: give up waiting.
+    st->stop.cancel(reason::signal(std::get<1>(std::get<1>(which))));
+    co_return gave_up(groups, r);
+  }
+  st->stop.cancel(reason::user("the shutdown on signals stopped waiting"));
+  shutdown_outcome out = st->result(r);
+  out.ec = asio::error::operation_aborted;
+  co_return out;
+}
+
+} // namespace detail
+
+// --- registry ---------------------------------------------------------------------
+
+registry::registry(boost::asio::execution_context& ctx)
+  : service(ctx), core_(detail::registry_core_ptr::adopt(new detail::registry_core))
+{
+}
+
+registry::~registry()
+{
+  core_->detach();
+}
+
+void registry::shutdown()
+{
+  // Nothing to do yet: the context's other services destroy the handlers
+  // they own after this, and each group child they abandon reports itself
+  // through the core, which outlives the service.
+}
+
+std::vector<group_info> registry::groups() const
+{
+  std::vector<group_info> out;
+  for (const detail::group_ref_ptr& g : core_->groups())
+  {
+    group_info info;
+    info.name = g->name();
+    info.tasks = g->snapshot();
+    info.size = info.tasks.size();
+    info.closed = g->closed();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void registry::on_abandoned(abandoned_handler h)
+{
+  core_->set_on_abandoned(std::move(h));
+}
+
+std::vector<group_info> groups(boost::asio::execution_context& ctx)
+{
+  return boost::asio::use_service<registry>(ctx).groups();
+}
+
+} // namespace arc
