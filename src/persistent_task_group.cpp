@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include <cstdio>
 #include <ostream>
@@ -420,7 +421,7 @@ void group_state::escalate()
     {
       if (c->escalated_.exchange(true, std::memory_order_acq_rel))
         continue;
-      shutdown_->escalated.push_back(group_child_ptr(c));
+      shutdown_->escalated.push_back(c->info());
     }
   }
   root_->cancel(why, asio::cancellation_type::terminal);
@@ -443,9 +444,20 @@ shutdown_report group_state::make_report(bool incomplete) const
     out.elapsed = std::chrono::steady_clock::now() - shutdown_->start;
     out.finished = shutdown_->finished;
     out.failed = shutdown_->failed;
-    out.escalated.reserve(shutdown_->escalated.size());
-    for (const group_child_ptr& c : shutdown_->escalated)
-      out.escalated.push_back(c->info());
+    // Those still live are described as they are now; the others have
+    // finished since.
+    std::unordered_map<std::uint64_t, const group_child*> live;
+    for (const group_child* c = head_; c; c = c->next_)
+      if (c->escalated_.load(std::memory_order_relaxed))
+        live.emplace(c->id(), c);
+    out.escalated = shutdown_->escalated;
+    for (task_info& e : out.escalated)
+    {
+      if (auto it = live.find(e.id); it != live.end())
+        e = it->second->info();
+      else
+        e.status = task_status::done;
+    }
   }
   if (incomplete)
   {

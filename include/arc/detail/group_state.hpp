@@ -302,7 +302,9 @@ private:
     std::chrono::steady_clock::time_point start;
     std::size_t finished = 0;
     std::vector<failed_task> failed;
-    std::vector<group_child_ptr> escalated;
+    // As they were when escalated: a record does not hold the children
+    // (each holds the group).
+    std::vector<task_info> escalated;
   };
   std::unique_ptr<shutdown_record> shutdown_; // from the first shutdown on
 };
