@@ -471,6 +471,104 @@ void BM_arc_pool_spawn_cancel_join(benchmark::State& state)
 }
 BENCHMARK(BM_arc_pool_spawn_cancel_join)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// --- 7. the persistent task group ------------------------------------------------------------
+//
+// g.spawn of an empty coroutine against asio::co_spawn(detached); a group's
+// async_shutdown of N sleeping children against N signals over co_spawned
+// sleepers (the scenario of section 4, at each N); the same on the pool.
+
+void BM_asio_group_spawn(benchmark::State& state)
+{
+  BM_asio_co_spawn(state);
+}
+BENCHMARK(BM_asio_group_spawn);
+
+void BM_arc_group_spawn(benchmark::State& state)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  std::size_t handlers = 0;
+  for (auto _ : state)
+  {
+    g.spawn(empty_coroutine(), [](std::exception_ptr) {});
+    handlers += ctx.run();
+    ctx.restart();
+  }
+  benchmark::DoNotOptimize(handlers);
+  if (handlers < static_cast<std::size_t>(state.iterations()) || g.size() != 0)
+    state.SkipWithError("a child did not run");
+}
+BENCHMARK(BM_arc_group_spawn);
+
+void BM_asio_group_shutdown(benchmark::State& state)
+{
+  BM_asio_spawn_cancel_join_impl<0>(state, static_cast<std::size_t>(state.range(0)));
+}
+BENCHMARK(BM_asio_group_shutdown)->Arg(1'000)->Arg(10'000)->Arg(100'000)->Apply(spawn_cancel_join_options);
+BENCHMARK(BM_asio_group_shutdown)->Arg(1'000'000)->Iterations(2)->Unit(benchmark::kMillisecond);
+
+void BM_arc_group_shutdown(benchmark::State& state)
+{
+  const auto tasks = static_cast<std::size_t>(state.range(0));
+  asio::io_context ctx;
+  for (auto _ : state)
+  {
+    std::size_t joined = 0, threw = 0, aborted = 0;
+    bool complete = false;
+    {
+      arc::persistent_task_group g(ctx);
+      for (std::size_t i = 0; i != tasks; ++i)
+        g.spawn(sleeper(&aborted), count_joined{&joined, &threw});
+      ctx.poll(); // every child now waits on its timer
+      g.async_shutdown(arc::reason::shutdown("x"), {},
+          [&](boost::system::error_code ec, arc::shutdown_report) { complete = !ec; });
+      ctx.run();
+      ctx.restart();
+    }
+    benchmark::DoNotOptimize(joined);
+    if (!complete || !joined_all<0>(state, joined, threw, aborted, tasks))
+      break;
+  }
+  report_per_task(state, tasks);
+}
+BENCHMARK(BM_arc_group_shutdown)->Arg(1'000)->Arg(10'000)->Arg(100'000)->Apply(spawn_cancel_join_options);
+BENCHMARK(BM_arc_group_shutdown)->Arg(1'000'000)->Iterations(2)->Unit(benchmark::kMillisecond);
+
+void BM_asio_pool_group_shutdown(benchmark::State& state)
+{
+  BM_asio_pool_spawn_cancel_join(state);
+}
+BENCHMARK(BM_asio_pool_group_shutdown)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_arc_pool_group_shutdown(benchmark::State& state)
+{
+  asio::thread_pool pool(pool_threads);
+  for (auto _ : state)
+  {
+    std::atomic<std::size_t> joined = 0, started = 0;
+    std::atomic<bool> complete = false;
+    arc::persistent_task_group g(pool);
+    for (std::size_t i = 0; i != pool_tasks; ++i)
+      g.spawn(
+          [&started]() -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
+            ++started;
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          },
+          [&joined](std::exception_ptr) { ++joined; });
+    while (started.load() != pool_tasks)
+      std::this_thread::yield();
+    g.async_shutdown(arc::reason::shutdown("x"), {},
+        [&](boost::system::error_code ec, arc::shutdown_report) { complete = !ec; });
+    while (!complete.load() || joined.load() != pool_tasks)
+      std::this_thread::yield();
+  }
+  pool.join();
+  state.counters["per_task"] = benchmark::Counter(static_cast<double>(pool_tasks),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_arc_pool_group_shutdown)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // --- 6. cancel() with N bound operations, while another thread unlinks --------------------
 //
 // arc only. N operations are bound to one source; their cancellation handler
@@ -659,6 +757,9 @@ constexpr pair_spec pairs[] = {
       static_cast<double>(spawn_tasks)},
   {"pool_spawn_cancel_join", "1e4 tasks on a 4-thread pool, per task", 1.10,
       static_cast<double>(pool_tasks)},
+  {"group_spawn", "group spawn(empty) + run vs co_spawn(detached)", 1.10, 1},
+  {"pool_group_shutdown", "group shutdown, 1e4 on a 4-thread pool, per task", 1.10,
+      static_cast<double>(pool_tasks)},
 };
 
 // Live heap bytes per sleeping task: @p n tasks spawned, each waiting on its
@@ -668,6 +769,7 @@ struct task_memory
 {
   double arc = 0;
   double asio = 0;
+  double group = 0; // a persistent_task_group's child
 };
 
 task_memory measure_task_memory(std::size_t n)
@@ -701,6 +803,21 @@ task_memory measure_task_memory(std::size_t n)
     asio::post(ctx, [&] { src.cancel(arc::reason::shutdown("x")); });
     ctx.run();
   }
+  {
+    asio::io_context ctx;
+    std::size_t joined = 0, threw = 0, aborted = 0;
+    std::ptrdiff_t before = 0;
+    {
+      arc::persistent_task_group g(ctx);
+      before = arc_bench::live_bytes();
+      for (std::size_t i = 0; i != n; ++i)
+        g.spawn(sleeper(&aborted), count_joined{&joined, &threw});
+      ctx.poll();
+      m.group = static_cast<double>(arc_bench::live_bytes() - before) / static_cast<double>(n);
+      g.async_shutdown(arc::reason::shutdown("x"), {}, [](boost::system::error_code, arc::shutdown_report) {});
+      ctx.run();
+    }
+  }
   return m;
 }
 
@@ -712,6 +829,8 @@ void print_memory()
   std::printf("%-42s %12s %12s %7s %7s  %s\n", "", "arc B", "asio B", "+B", "target", "");
   std::printf("%-42s %12.0f %12.0f %+7.0f %7s  %s\n", "co_spawn, sleeping on a timer", m.arc,
       m.asio, m.arc - m.asio, "+64", m.arc - m.asio <= 64 ? "ok" : "MISSED");
+  std::printf("%-42s %12.0f %12.0f %+7.0f %7s  %s\n", "group child, sleeping on a timer", m.group,
+      m.asio, m.group - m.asio, "+64", m.group - m.asio <= 64 ? "ok" : "MISSED");
 }
 
 void print_table(const recording_reporter& rep)
@@ -749,6 +868,25 @@ void print_table(const recording_reporter& rep)
     char arc_name[64], asio_name[64];
     std::snprintf(arc_name, sizeof arc_name, "BM_arc_scj_scale/%ld", n);
     std::snprintf(asio_name, sizeof asio_name, "BM_asio_scj_scale/%ld", n);
+    const auto a = rep.real_ns(arc_name);
+    const auto b = rep.real_ns(asio_name);
+    if (!a || !b)
+    {
+      std::printf("%-10ld %12s %12s %7s %7.2f  not run\n", n, "-", "-", "-", 1.05);
+      continue;
+    }
+    const double ratio = *a / *b;
+    std::printf("%-10ld %12.1f %12.1f %7.3f %7.2f  %s\n", n, *a / static_cast<double>(n),
+        *b / static_cast<double>(n), ratio, 1.05, ratio <= 1.05 ? "ok" : "MISSED");
+  }
+
+  std::printf("\ngroup async_shutdown of N sleeping children vs N signals (ns per task, real time)\n");
+  std::printf("%-10s %12s %12s %7s %7s  %s\n", "N", "arc ns", "asio ns", "ratio", "target", "");
+  for (const long n : {1'000L, 10'000L, 100'000L, 1'000'000L})
+  {
+    char arc_name[64], asio_name[64];
+    std::snprintf(arc_name, sizeof arc_name, "BM_arc_group_shutdown/%ld", n);
+    std::snprintf(asio_name, sizeof asio_name, "BM_asio_group_shutdown/%ld", n);
     const auto a = rep.real_ns(arc_name);
     const auto b = rep.real_ns(asio_name);
     if (!a || !b)
