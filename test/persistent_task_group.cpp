@@ -818,6 +818,40 @@ TEST(persistent_task_group, children_run_on_a_strand_executor)
   EXPECT_TRUE(on_strand);
 }
 
+TEST(persistent_task_group, a_child_runs_on_the_executor_its_spawn_options_name)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto strand = asio::make_strand(ctx);
+  asio::thread_pool pool(1);
+  bool on_strand = false, on_pool = false;
+  std::atomic<int> done{0};
+  g.spawn(
+      [&]() -> asio::awaitable<void>
+      {
+        co_await value_after(1ms, 0);
+        on_strand = strand.running_in_this_thread();
+      },
+      arc::spawn_options{.name = "stranded", .executor = strand},
+      [&](std::exception_ptr e) {
+        EXPECT_FALSE(e);
+        ++done;
+      });
+  g.spawn(
+      [&]() -> asio::awaitable<void>
+      {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        on_pool = pool.get_executor().running_in_this_thread();
+      },
+      arc::spawn_options{.name = "pooled", .executor = pool.get_executor()});
+  ctx.run();
+  EXPECT_TRUE(arc_test::wait_until([&] { return g.size() == 0; }));
+  pool.join();
+  EXPECT_EQ(done.load(), 1);
+  EXPECT_TRUE(on_strand);
+  EXPECT_TRUE(on_pool);
+}
+
 TEST(persistent_task_group_concurrency, spawns_cancels_and_completions_race_on_a_thread_pool)
 {
   asio::thread_pool pool(4);

@@ -50,6 +50,10 @@ struct spawn_options
 {
   /// The task's name, in reports, in task_info and from this_task::name().
   std::string name{};
+
+  /// The executor the child runs on; empty: the group's. A strand per
+  /// connection on a multi-threaded io_context, for instance.
+  boost::asio::any_io_executor executor{};
 };
 
 template <typename T>

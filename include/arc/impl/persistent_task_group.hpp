@@ -9,6 +9,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
 
 namespace arc::detail {
@@ -98,16 +99,21 @@ bool launch_child(const Executor& ex, group_state* g, group_child* child, Handle
   return true;
 }
 
-// Spawn on the group's executor, with its type when it is an io_context's:
-// a task executor over an any_io_executor would not fit in an
-// any_io_executor's small buffer, and every copy would share a heap target.
+// Spawn on @p ex (the spawn's own executor, else the group's), with its type
+// when it is an io_context's or a strand of one: a task executor over an
+// any_io_executor would not fit in an any_io_executor's small buffer, and
+// every copy would share a heap target.
 template <typename Handler, typename Spawnable>
-bool launch_on_group(group_state* g, group_child* child, Handler&& h, Spawnable&& s)
+bool launch_on_group(group_state* g, group_child* child, const asio::any_io_executor& ex,
+    Handler&& h, Spawnable&& s)
 {
-  const asio::any_io_executor& ex = g->executor();
-  if (const auto* io = ex.target<asio::io_context::executor_type>())
+  using io_executor = asio::io_context::executor_type;
+  const asio::any_io_executor& on = ex ? ex : g->executor();
+  if (const auto* io = on.target<io_executor>())
     return launch_child(*io, g, child, std::forward<Handler>(h), std::forward<Spawnable>(s));
-  return launch_child(ex, g, child, std::forward<Handler>(h), std::forward<Spawnable>(s));
+  if (const auto* strand = on.target<asio::strand<io_executor>>())
+    return launch_child(*strand, g, child, std::forward<Handler>(h), std::forward<Spawnable>(s));
+  return launch_child(on, g, child, std::forward<Handler>(h), std::forward<Spawnable>(s));
 }
 
 template <typename T>
@@ -116,8 +122,8 @@ class initiate_group_spawn
 public:
   using executor_type = asio::any_io_executor;
 
-  initiate_group_spawn(group_state* g, std::string name, std::source_location where) noexcept
-    : group_(g), name_(std::move(name)), where_(where)
+  initiate_group_spawn(group_state* g, spawn_options opts, std::source_location where) noexcept
+    : group_(g), name_(std::move(opts.name)), executor_(std::move(opts.executor)), where_(where)
   {
   }
 
@@ -128,7 +134,7 @@ public:
   {
     group_child_ptr child = group_child_ptr::adopt(
         group_child_impl<T>::create(group_.get(), name_, where_, false));
-    if (launch_on_group(group_.get(), child.get(), std::forward<Handler>(h),
+    if (launch_on_group(group_.get(), child.get(), executor_, std::forward<Handler>(h),
             std::forward<Spawnable>(s)))
       return;
     // Closed: the awaitable goes with this frame, never run.
@@ -143,6 +149,7 @@ public:
 private:
   group_ref_ptr group_;
   std::string name_;
+  asio::any_io_executor executor_;
   std::source_location where_;
 };
 
@@ -325,7 +332,7 @@ task_handle<detail::spawn_value_t<Spawnable>> group_ref::spawn(Spawnable&& s, sp
   using T = detail::spawn_value_t<Spawnable>;
   detail::group_child_ptr child = detail::group_child_ptr::adopt(
       detail::group_child_impl<T>::create(state_.get(), std::move(opts.name), where, true));
-  if (!detail::launch_on_group(state_.get(), child.get(), detail::group_detached(),
+  if (!detail::launch_on_group(state_.get(), child.get(), opts.executor, detail::group_detached(),
           std::forward<Spawnable>(s)))
     throw boost::system::system_error(make_error_code(error::group_closed),
         "arc::persistent_task_group::spawn");
@@ -349,7 +356,7 @@ auto group_ref::spawn(Spawnable&& s, spawn_options opts, CompletionToken&& token
 {
   using T = detail::spawn_value_t<Spawnable>;
   return boost::asio::async_initiate<CompletionToken, detail::spawn_signature_t<T>>(
-      detail::initiate_group_spawn<T>(state_.get(), std::move(opts.name), where), token,
+      detail::initiate_group_spawn<T>(state_.get(), std::move(opts), where), token,
       std::forward<Spawnable>(s));
 }
 
