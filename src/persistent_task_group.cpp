@@ -29,8 +29,32 @@ group_child::group_child(group_state* g, std::string name, std::source_location 
 
 group_child::~group_child()
 {
+  leave();
   if (done_event_)
     done_event_->release();
+}
+
+void group_child::notify(const cancel_reason& r, asio::cancellation_type_t t,
+    asio::cancellation_type_t)
+{
+  group_child_policy().forward(*task_.get(), r, t);
+}
+
+void group_child::follow(source_state* generation)
+{
+  generation->add_ref();
+  generation_.store(generation, std::memory_order_release);
+  if (source_state::link_result now = generation->link(this); now.reason)
+    group_child_policy().forward(*task_.get(), now.reason, now.types);
+}
+
+void group_child::leave() noexcept
+{
+  if (source_state* g = generation_.exchange(nullptr, std::memory_order_acq_rel))
+  {
+    g->unlink(this);
+    g->release();
+  }
 }
 
 task_info group_child::info() const
@@ -78,6 +102,7 @@ std::exception_ptr group_child::finish(bool failed) noexcept
     if (ev)
       ev->add_ref();
   }
+  leave();
   group_->retire(this);
   std::exception_ptr thrown;
   if (ev)
@@ -111,6 +136,7 @@ std::exception_ptr group_child::finish(bool failed) noexcept
 
 void group_child::abandon() noexcept
 {
+  leave();
   group_->abandoned(this);
 }
 

@@ -906,6 +906,9 @@ void print_table(const recording_reporter& rep)
       if (auto ns = rep.real_ns(std::string("BM_") + side + "_spawn_cancel_join" + variant))
         std::printf("%s spawn->cancel->join%s: %.1f ns/task\n", side,
             *variant ? " (thrown)" : "", *ns / static_cast<double>(spawn_tasks));
+  for (const char* side : {"arc", "asio"})
+    if (auto ns = rep.real_ns(std::string("BM_") + side + "_group_shutdown/100000"))
+      std::printf("%s group shutdown: %.1f ns/task\n", side, *ns / 100000.0);
 #if !defined(NDEBUG) || !defined(__OPTIMIZE__)
   std::printf("\nnote: built without optimisation or with assertions; ratios are not meaningful\n");
 #endif

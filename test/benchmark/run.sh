@@ -65,3 +65,24 @@ for anchor in "${anchors[@]}"; do
       'BEGIN { f = an / ns; printf "%-18s %12.1f %14.1f %10.1f %8s  %s%s\n", a, an, ns, f, ">= " t, (f >= t ? "ok" : "MISSED"), l }'
   done
 done
+
+# The group shutdown of 10^5 sleeping children, beside asyncio's TaskGroup
+# and the same spawn->cancel anchors (no factor targets: these are context).
+arc_group_ns="$(sed -n 's|^arc group shutdown: \([0-9.]*\) ns/task$|\1|p' "${out}" | tail -n 1)"
+asio_group_ns="$(sed -n 's|^asio group shutdown: \([0-9.]*\) ns/task$|\1|p' "${out}" | tail -n 1)"
+if [[ -n "${arc_group_ns}" ]] && command -v python3 >/dev/null; then
+  echo
+  python3 "${here}/anchors/group_shutdown.py" | tee -a "${out}"
+  tg_ns="$(sed -n 's|^asyncio TaskGroup shutdown: \([0-9.]*\) ns/task$|\1|p' "${out}" | tail -n 1)"
+  echo
+  echo "group shutdown of 1e5 sleeping children (factor = anchor ns / arc ns)"
+  printf '%-26s %12s %14s %10s\n' anchor "ns/task" "arc ns/task" factor
+  for pair in "raw Asio:${asio_group_ns}" "asyncio TaskGroup:${tg_ns}" \
+      "asyncio task.cancel(msg):$(per_task asyncio '' "${out}")" "node AbortController:$(per_task node '' "${out}")"; do
+    name="${pair%%:*}"; ns="${pair#*:}"
+    [[ -n "${ns}" ]] || continue
+    awk -v a="${name}" -v an="${ns}" -v g="${arc_group_ns}" \
+      'BEGIN { printf "%-26s %12.1f %14.1f %10.1f\n", a, an, g, an / g }'
+  done
+fi
+

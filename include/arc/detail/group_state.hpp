@@ -16,6 +16,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -96,18 +97,33 @@ const link_policy& group_child_policy() noexcept;
 // Lives from the spawn until the child has completed and every task_handle to
 // it is gone. The group's list holds it only while the child is live: the
 // group keeps nothing of a finished child.
-class group_child
+//
+// The record is also the child's node in its generation (a cancel_node): a
+// generation's request reaches the task through it, with the group's policy.
+// So a child needs no link of its own in between, and its task no parent.
+class group_child : public cancel_node
 {
 public:
   group_child(const group_child&) = delete;
   group_child& operator=(const group_child&) = delete;
 
   void add_ref() noexcept { refs_.add(); }
-  void release() noexcept
+  bool try_add_ref() noexcept override { return refs_.try_add(); }
+  void release() noexcept override
   {
     if (refs_.release())
       destroy();
   }
+
+  // cancel_node: a request on the generation, passed on to the task.
+  void notify(const cancel_reason& r, asio::cancellation_type_t t,
+      asio::cancellation_type_t all) override;
+
+  // Follow @p generation (the task is set): link into it, and take what it
+  // has already been asked (level-triggered).
+  void follow(source_state* generation);
+  // Stop following the generation (the child has ended).
+  void leave() noexcept;
 
   // The child's task, once spawned (set before its coroutine first runs).
   task_state* task() const noexcept { return task_.get(); }
@@ -168,6 +184,7 @@ private:
   std::exception_ptr error_; // written before done_ is published
   spin_lock lock_;            // guards done_event_
   source_state* done_event_ = nullptr;
+  std::atomic<source_state*> generation_{nullptr}; // strong reference while followed
 };
 
 using group_child_ptr = ref_ptr<group_child>;
@@ -180,14 +197,21 @@ public:
   static group_child_impl* create(group_state* g, std::string name, std::source_location where,
       bool keep_result)
   {
-    return new group_child_impl(g, std::move(name), where, keep_result);
+    alloc_type alloc;
+    group_child_impl* p = alloc.allocate(1);
+    return ::new (p) group_child_impl(g, std::move(name), where, keep_result);
   }
 
   std::optional<T> value_;
 
 private:
+  using alloc_type = asio::recycling_allocator<group_child_impl>;
   using group_child::group_child;
-  void destroy() noexcept override { delete this; }
+  void destroy() noexcept override
+  {
+    this->~group_child_impl();
+    alloc_type().deallocate(this, 1);
+  }
 };
 
 template <>
@@ -197,12 +221,19 @@ public:
   static group_child_impl* create(group_state* g, std::string name, std::source_location where,
       bool keep_result)
   {
-    return new group_child_impl(g, std::move(name), where, keep_result);
+    alloc_type alloc;
+    group_child_impl* p = alloc.allocate(1);
+    return ::new (p) group_child_impl(g, std::move(name), where, keep_result);
   }
 
 private:
+  using alloc_type = asio::recycling_allocator<group_child_impl>;
   using group_child::group_child;
-  void destroy() noexcept override { delete this; }
+  void destroy() noexcept override
+  {
+    this->~group_child_impl();
+    alloc_type().deallocate(this, 1);
+  }
 };
 
 // --- The group -----------------------------------------------------------------

@@ -86,7 +86,7 @@ bool launch_child(const Executor& ex, group_state* g, group_child* child, Handle
     return false;
   try
   {
-    generation->attach_child(task.get(), group_child_policy());
+    child->follow(generation.get());
     initiate_co_spawn<Executor>(ex, std::move(task))(
         handler_type(std::forward<Handler>(h), group_child_ptr(child)),
         std::forward<Spawnable>(s));
