@@ -216,17 +216,8 @@ void group_state::abandoned(group_child* c) noexcept
 
 group_state::group_state(asio::any_io_executor ex, std::string name, error_handler on_error)
   : ex_(std::move(ex)), name_(std::move(name)), on_error_(std::move(on_error)),
-    root_(source_state::create(1)), generation_(nullptr)
+    generation_(source_state::create(1))
 {
-  try
-  {
-    generation_ = root_->make_child(1, unchanged_policy());
-  }
-  catch (...)
-  {
-    root_->release();
-    throw;
-  }
 }
 
 group_state::~group_state()
@@ -234,7 +225,6 @@ group_state::~group_state()
   if (registry_)
     registry_->release();
   generation_->release();
-  root_->release();
   if (join_event_)
     join_event_->release();
 }
@@ -298,7 +288,8 @@ bool group_state::retire_if_linked(group_child* c) noexcept
 
 std::size_t group_state::cancel(const cancel_reason& r, asio::cancellation_type_t t)
 {
-  source_ref fresh = source_ref::adopt(root_->make_child(1, unchanged_policy()));
+  source_ref fresh = source_ref::adopt(source_state::create(1));
+  source_state* next = fresh.get();
   source_ref old;
   std::size_t n;
   {
@@ -306,6 +297,9 @@ std::size_t group_state::cancel(const cancel_reason& r, asio::cancellation_type_
     old = source_ref::adopt(std::exchange(generation_, fresh.detach()));
     n = size_.load(std::memory_order_relaxed);
   }
+  // The old generation follows the new one: a later cancel (or a shutdown)
+  // reaches its children too. Only this call ever gives it a parent.
+  next->attach_child(old.get(), unchanged_policy());
   old->cancel(r, t);
   return n;
 }
@@ -424,6 +418,7 @@ const link_policy& group_child_policy() noexcept
 void group_state::begin_shutdown(const cancel_reason& r)
 {
   auto record = std::make_unique<shutdown_record>();
+  source_ref current;
   record->reason = r;
   record->start = std::chrono::steady_clock::now();
   {
@@ -431,17 +426,20 @@ void group_state::begin_shutdown(const cancel_reason& r)
     closed_ = true;
     if (!shutdown_)
       shutdown_ = std::move(record);
+    current = source_ref(generation_);
   }
-  root_->cancel(r, asio::cancellation_type::terminal);
+  current->cancel(r, asio::cancellation_type::terminal);
 }
 
 void group_state::escalate()
 {
   cancel_reason why;
+  source_ref current;
   {
     std::lock_guard lock(mutex_);
     if (!shutdown_)
       return;
+    current = source_ref(generation_);
     why = reason::escalated(shutdown_->reason);
     for (group_child* c = head_; c; c = c->next_)
     {
@@ -450,7 +448,7 @@ void group_state::escalate()
       shutdown_->escalated.push_back(c->info());
     }
   }
-  root_->cancel(why, asio::cancellation_type::terminal);
+  current->cancel(why, asio::cancellation_type::terminal);
 }
 
 void group_state::record_failure(const task_info& info, const std::exception_ptr& e)

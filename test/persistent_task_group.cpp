@@ -360,6 +360,47 @@ TEST(persistent_task_group, cancel_reaches_every_child_as_parent_and_leaves_the_
   EXPECT_EQ(late, 42);
 }
 
+TEST(persistent_task_group, a_second_cancel_reaches_a_child_still_running_from_before_the_first)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  std::vector<arc::cancel_reason> old_history;
+  arc::cancel_reason young_saw;
+  auto old = g.spawn(
+      [&]() -> asio::awaitable<void>
+      {
+        try
+        {
+          co_await sleeper();
+        }
+        catch (const boost::system::system_error&)
+        {
+        }
+        // A long cleanup, cancelled again by the second request.
+        co_await asio::this_coro::reset_cancellation_state();
+        try
+        {
+          co_await sleeper();
+        }
+        catch (const boost::system::system_error&)
+        {
+          old_history = arc::this_task::source().history();
+        }
+      });
+  const arc::cancel_reason R1 = arc::reason::user("first"), R2 = arc::reason::user("second");
+  asio::post(ctx, [&] {
+    EXPECT_EQ(g.cancel(R1), 1u);
+    g.spawn(sleeper(&young_saw));
+    asio::post(ctx, [&] { EXPECT_EQ(g.cancel(R2), 2u) << "every current child"; });
+  });
+  ctx.run();
+  ASSERT_EQ(old_history.size(), 2u);
+  EXPECT_EQ(old_history[0].cause(), R1);
+  EXPECT_EQ(old_history[1].cause(), R2);
+  EXPECT_EQ(young_saw.cause(), R2);
+  EXPECT_TRUE(old.done());
+}
+
 // --- Spawn after close ------------------------------------------------------------------
 
 TEST(persistent_task_group, spawn_after_close_without_a_token_throws_and_never_runs_the_awaitable)

@@ -245,9 +245,11 @@ private:
 //
 // Generations. The children spawned since the last cancel() follow one
 // source, the generation, as its children (reason::parent). cancel() swaps in
-// a fresh generation and cancels the old one outside the lock: the source's
-// walk reaches every child with bounded lock steps, and children spawned
-// afterwards follow the new generation, uncancelled.
+// a fresh generation, makes the old one follow it, and cancels the old one
+// outside the lock: the source's walk reaches every child with bounded lock
+// steps, and children spawned afterwards follow the new generation,
+// uncancelled. A later cancel, a shutdown or its escalation on the current
+// generation reaches the older ones through that chain.
 class group_state
 {
 public:
@@ -321,9 +323,8 @@ private:
   std::atomic<std::size_t> size_{0};
   group_child* head_ = nullptr;
   group_child* tail_ = nullptr;
-  // Every generation is a child of root_ (unchanged): a shutdown cancels
-  // root_, and so reaches the children of old generations too.
-  source_state* root_;                 // strong reference
+  // Each old generation follows the one that replaced it (unchanged), so a
+  // request on the current generation reaches every live child.
   source_state* generation_;           // strong reference
   source_state* join_event_ = nullptr; // strong reference, made by a join
 
