@@ -409,6 +409,22 @@ std::string what_of(const std::exception_ptr& e)
 
 } // namespace
 
+void sort_oldest_first(std::vector<task_info>& tasks)
+{
+  // std::sort with a total order, not std::stable_sort: libstdc++ 12's
+  // stable_sort calls get_temporary_buffer, which clang 19 reports as
+  // deprecated.
+  std::sort(tasks.begin(), tasks.end(),
+      [](const task_info& a, const task_info& b)
+      {
+        if (a.age != b.age)
+          return a.age > b.age;
+        if (a.group != b.group)
+          return a.group < b.group;
+        return a.id < b.id;
+      });
+}
+
 const link_policy& group_child_policy() noexcept
 {
   static const group_child_link p;
@@ -487,8 +503,7 @@ shutdown_report group_state::make_report(bool incomplete) const
   {
     for (const group_child* c = head_; c; c = c->next_)
       out.stragglers.push_back(c->info());
-    std::stable_sort(out.stragglers.begin(), out.stragglers.end(),
-        [](const task_info& a, const task_info& b) { return a.age > b.age; });
+    sort_oldest_first(out.stragglers);
   }
   return out;
 }

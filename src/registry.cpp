@@ -114,8 +114,7 @@ shutdown_report merge(const cancel_reason& r, std::vector<shutdown_report>& part
     std::move(p.failed.begin(), p.failed.end(), std::back_inserter(out.failed));
     std::move(p.stragglers.begin(), p.stragglers.end(), std::back_inserter(out.stragglers));
   }
-  std::stable_sort(out.stragglers.begin(), out.stragglers.end(),
-      [](const task_info& a, const task_info& b) { return a.age > b.age; });
+  sort_oldest_first(out.stragglers);
   return out;
 }
 

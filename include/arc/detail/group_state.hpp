@@ -341,6 +341,9 @@ private:
   std::unique_ptr<shutdown_record> shutdown_; // from the first shutdown on
 };
 
+// Order a report's stragglers: the oldest first; ties by group, then id.
+void sort_oldest_first(std::vector<task_info>& tasks);
+
 // The result of a group's shutdown coroutine.
 struct shutdown_outcome
 {
