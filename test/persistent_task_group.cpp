@@ -206,6 +206,30 @@ TEST(persistent_task_group, a_failing_child_is_reported_once_at_once_and_its_sib
   EXPECT_EQ(errors.size(), 1u);
 }
 
+TEST(persistent_task_group, on_error_may_spawn_a_replacement_and_cancel_the_group_from_inside)
+{
+  // on_error runs inside the failed child's completion: it re-enters the
+  // group, which holds no lock while it runs.
+  asio::io_context ctx;
+  arc::group_ref self;
+  int replacements = 0;
+  arc::cancel_reason sibling_saw;
+  arc::persistent_task_group g(ctx,
+      {.on_error = [&](std::exception_ptr, const arc::task_info&)
+          {
+            ++replacements;
+            self.spawn(value_after(1ms, 0));
+            self.cancel(arc::reason::user("restart"));
+          }});
+  self = g;
+  g.spawn(sleeper(&sibling_saw));
+  g.spawn(fail_with("crash"));
+  ctx.run();
+  EXPECT_EQ(replacements, 1);
+  EXPECT_EQ(sibling_saw.cause().message(), "restart");
+  EXPECT_EQ(g.size(), 0u);
+}
+
 TEST(persistent_task_group, the_default_error_handler_prints_one_line_naming_group_task_site_and_error)
 {
   asio::io_context ctx;

@@ -30,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace arc {
@@ -189,7 +190,8 @@ private:
 
 using group_child_ptr = ref_ptr<group_child>;
 
-// The record of a child returning T: keeps the value for handles.
+// The record of a child returning T: keeps the value for handles (nothing
+// for void).
 template <typename T>
 class group_child_impl final : public group_child
 {
@@ -202,29 +204,8 @@ public:
     return ::new (p) group_child_impl(g, std::move(name), where, keep_result);
   }
 
-  std::optional<T> value_;
-
-private:
-  using alloc_type = asio::recycling_allocator<group_child_impl>;
-  using group_child::group_child;
-  void destroy() noexcept override
-  {
-    this->~group_child_impl();
-    alloc_type().deallocate(this, 1);
-  }
-};
-
-template <>
-class group_child_impl<void> final : public group_child
-{
-public:
-  static group_child_impl* create(group_state* g, std::string name, std::source_location where,
-      bool keep_result)
-  {
-    alloc_type alloc;
-    group_child_impl* p = alloc.allocate(1);
-    return ::new (p) group_child_impl(g, std::move(name), where, keep_result);
-  }
+  [[no_unique_address]] std::conditional_t<std::is_void_v<T>, std::monostate, std::optional<T>>
+      value_;
 
 private:
   using alloc_type = asio::recycling_allocator<group_child_impl>;
