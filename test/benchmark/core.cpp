@@ -833,6 +833,29 @@ void print_memory()
       m.asio, m.group - m.asio, "+64", m.group - m.asio <= 64 ? "ok" : "MISSED");
 }
 
+// One table row per N for BM_arc_<key>/N beside BM_asio_<key>/N.
+void print_by_n(const recording_reporter& rep, const char* title, const char* key)
+{
+  std::printf("\n%s\n", title);
+  std::printf("%-10s %12s %12s %7s %7s  %s\n", "N", "arc ns", "asio ns", "ratio", "target", "");
+  for (const long n : {1'000L, 10'000L, 100'000L, 1'000'000L})
+  {
+    char arc_name[64], asio_name[64];
+    std::snprintf(arc_name, sizeof arc_name, "BM_arc_%s/%ld", key, n);
+    std::snprintf(asio_name, sizeof asio_name, "BM_asio_%s/%ld", key, n);
+    const auto a = rep.real_ns(arc_name);
+    const auto b = rep.real_ns(asio_name);
+    if (!a || !b)
+    {
+      std::printf("%-10ld %12s %12s %7s %7.2f  not run\n", n, "-", "-", "-", 1.05);
+      continue;
+    }
+    const double ratio = *a / *b;
+    std::printf("%-10ld %12.1f %12.1f %7.3f %7.2f  %s\n", n, *a / static_cast<double>(n),
+        *b / static_cast<double>(n), ratio, 1.05, ratio <= 1.05 ? "ok" : "MISSED");
+  }
+}
+
 void print_table(const recording_reporter& rep)
 {
   std::printf("\narc vs raw Asio (real time; median of repetitions when repeated)\n");
@@ -861,43 +884,9 @@ void print_table(const recording_reporter& rep)
         ratio <= p.target ? "ok" : "MISSED");
   }
   // Scaling: the same scenario at every N, side by side.
-  std::printf("\nspawn->cancel->join by N (ns per task, real time)\n");
-  std::printf("%-10s %12s %12s %7s %7s  %s\n", "N", "arc ns", "asio ns", "ratio", "target", "");
-  for (const long n : {1'000L, 10'000L, 100'000L, 1'000'000L})
-  {
-    char arc_name[64], asio_name[64];
-    std::snprintf(arc_name, sizeof arc_name, "BM_arc_scj_scale/%ld", n);
-    std::snprintf(asio_name, sizeof asio_name, "BM_asio_scj_scale/%ld", n);
-    const auto a = rep.real_ns(arc_name);
-    const auto b = rep.real_ns(asio_name);
-    if (!a || !b)
-    {
-      std::printf("%-10ld %12s %12s %7s %7.2f  not run\n", n, "-", "-", "-", 1.05);
-      continue;
-    }
-    const double ratio = *a / *b;
-    std::printf("%-10ld %12.1f %12.1f %7.3f %7.2f  %s\n", n, *a / static_cast<double>(n),
-        *b / static_cast<double>(n), ratio, 1.05, ratio <= 1.05 ? "ok" : "MISSED");
-  }
-
-  std::printf("\ngroup async_shutdown of N sleeping children vs N signals (ns per task, real time)\n");
-  std::printf("%-10s %12s %12s %7s %7s  %s\n", "N", "arc ns", "asio ns", "ratio", "target", "");
-  for (const long n : {1'000L, 10'000L, 100'000L, 1'000'000L})
-  {
-    char arc_name[64], asio_name[64];
-    std::snprintf(arc_name, sizeof arc_name, "BM_arc_group_shutdown/%ld", n);
-    std::snprintf(asio_name, sizeof asio_name, "BM_asio_group_shutdown/%ld", n);
-    const auto a = rep.real_ns(arc_name);
-    const auto b = rep.real_ns(asio_name);
-    if (!a || !b)
-    {
-      std::printf("%-10ld %12s %12s %7s %7.2f  not run\n", n, "-", "-", "-", 1.05);
-      continue;
-    }
-    const double ratio = *a / *b;
-    std::printf("%-10ld %12.1f %12.1f %7.3f %7.2f  %s\n", n, *a / static_cast<double>(n),
-        *b / static_cast<double>(n), ratio, 1.05, ratio <= 1.05 ? "ok" : "MISSED");
-  }
+  print_by_n(rep, "spawn->cancel->join by N (ns per task, real time)", "scj_scale");
+  print_by_n(rep, "group async_shutdown of N sleeping children vs N signals (ns per task, real time)",
+      "group_shutdown");
 
   // Machine-readable lines, read by run.sh for the asyncio/Node anchors.
   std::printf("\n");
