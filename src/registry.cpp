@@ -204,7 +204,7 @@ asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr
 }
 
 asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
-    std::vector<int> signals, shutdown_options opts)
+    std::vector<int> signals, shutdown_options opts, std::source_location where)
 {
   using namespace asio::experimental::awaitable_operators;
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
@@ -215,7 +215,7 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
   if (ec)
     co_return shutdown_outcome{asio::error::operation_aborted, {}};
 
-  const cancel_reason r = reason::signal(first);
+  const cancel_reason r = reason::signal(first, where);
   const std::vector<group_ref_ptr> groups = core->groups();
   auto st = start_all(groups, ex, r, opts);
   int received = 1;

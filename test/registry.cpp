@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -264,6 +265,7 @@ TEST(registry, the_first_signal_shuts_every_group_down_with_a_signal_reason)
   error_code ec = asio::error::fault;
   arc::shutdown_report report;
   bool done = false;
+  const int line = __LINE__ + 1;
   arc::shutdown_on_signals(ctx, {SIGINT, SIGTERM}, {}, [&](error_code e, arc::shutdown_report r) {
     ec = e;
     report = std::move(r);
@@ -274,6 +276,9 @@ TEST(registry, the_first_signal_shuts_every_group_down_with_a_signal_reason)
   EXPECT_FALSE(ec);
   EXPECT_EQ(report.reason.kind(), arc::reason_kind::signal);
   EXPECT_EQ(report.reason.signal_number(), SIGTERM);
+  // "Who cancelled": the call to shutdown_on_signals, not arc's own code.
+  EXPECT_EQ(report.reason.where().line(), static_cast<std::uint_least32_t>(line));
+  EXPECT_STREQ(report.reason.where().file_name(), __FILE__);
   EXPECT_EQ(seen.kind(), arc::reason_kind::parent);
   EXPECT_EQ(seen.cause().signal_number(), SIGTERM);
   EXPECT_EQ(report.finished, 1u);

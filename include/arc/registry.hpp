@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -98,7 +99,8 @@ auto async_shutdown(ExecutionContext& ctx, cancel_reason reason, shutdown_option
 
 /// Shut down every group on @p ctx when one of @p signals arrives.
 /**
- * - The first signal n starts async_shutdown(ctx, reason::signal(n), opts).
+ * - The first signal n starts async_shutdown(ctx, reason::signal(n), opts);
+ *   the reason's where() is @p where, the call to shutdown_on_signals.
  * - A second signal escalates at once, as the grace's end would.
  * - A third signal, or force_after, gives up waiting: the report names the
  *   stragglers and `ec` is arc::error::shutdown_incomplete.
@@ -118,7 +120,8 @@ template <typename ExecutionContext,
 auto shutdown_on_signals(ExecutionContext& ctx, std::initializer_list<int> signals,
     shutdown_options opts = {},
     CompletionToken&& token = boost::asio::default_completion_token_t<
-        typename ExecutionContext::executor_type>());
+        typename ExecutionContext::executor_type>(),
+    std::source_location where = std::source_location::current());
 
 } // namespace arc
 

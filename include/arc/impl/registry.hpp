@@ -14,7 +14,7 @@ namespace arc::detail {
 asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr> groups,
     cancel_reason r, shutdown_options opts);
 asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
-    std::vector<int> signals, shutdown_options opts);
+    std::vector<int> signals, shutdown_options opts, std::source_location where);
 
 // The initiation of arc::async_shutdown(ctx, ...) and shutdown_on_signals:
 // the coroutine made by @p start, run as an arc task on the context's
@@ -68,10 +68,10 @@ auto async_shutdown(ExecutionContext& ctx, cancel_reason reason, shutdown_option
 template <typename ExecutionContext, typename CompletionToken>
   requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
 auto shutdown_on_signals(ExecutionContext& ctx, std::initializer_list<int> signals,
-    shutdown_options opts, CompletionToken&& token)
+    shutdown_options opts, CompletionToken&& token, std::source_location where)
 {
-  auto start = [core = detail::registry_core_of(ctx), signals = std::vector<int>(signals), opts]
-  { return detail::run_signal_shutdown(core, signals, opts); };
+  auto start = [core = detail::registry_core_of(ctx), signals = std::vector<int>(signals), opts, where]
+  { return detail::run_signal_shutdown(core, signals, opts, where); };
   return boost::asio::async_initiate<CompletionToken,
       void(boost::system::error_code, shutdown_report)>(
       detail::initiate_context_shutdown<decltype(start)>(ctx.get_executor(), std::move(start)),
