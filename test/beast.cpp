@@ -3,6 +3,7 @@
 #include <arc/bind_cancel.hpp>
 #include <arc/cancel_after.hpp>
 #include <arc/co_spawn.hpp>
+#include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
 
 #include "test_util.hpp"
@@ -217,4 +218,37 @@ TEST(beast, http_read_with_arc_use_awaitable_in_a_cancelled_task_throws_the_task
   }());
   EXPECT_EQ(why, R);
   EXPECT_EQ(code, arc::error::shutdown);
+}
+
+TEST(beast, a_group_child_in_http_read_is_cancelled_by_the_group_as_parent_and_is_no_failure)
+{
+  connected_pair p;
+  int errors = 0;
+  arc::persistent_task_group g(p.ctx, {.on_error = [&](std::exception_ptr, const arc::task_info&) { ++errors; }});
+  const auto R = arc::reason::shutdown("draining");
+  error_code read_ec;
+  arc::cancel_reason seen;
+  std::exception_ptr result;
+  bool done = false;
+  g.spawn(
+      [&]() -> asio::awaitable<void> {
+        auto [ec, n] = co_await http::async_read(p.server, p.buffer, p.request,
+            asio::as_tuple(asio::use_awaitable));
+        read_ec = ec;
+        seen = arc::this_task::reason();
+        if (ec)
+          throw boost::system::system_error(ec);
+      },
+      [&](std::exception_ptr e) {
+        result = e;
+        done = true;
+      });
+  asio::post(p.ctx, [&] { g.cancel(R); });
+  arc_test::run_until(p.ctx, [&] { return done; });
+  EXPECT_EQ(read_ec, asio::error::operation_aborted);
+  EXPECT_EQ(seen.kind(), arc::reason_kind::parent);
+  EXPECT_EQ(seen.cause(), R);
+  EXPECT_EQ(errors, 0);
+  ASSERT_TRUE(result);
+  EXPECT_THROW(std::rethrow_exception(result), arc::cancelled_error);
 }

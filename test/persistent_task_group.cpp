@@ -273,6 +273,55 @@ TEST(persistent_task_group, a_child_ended_by_its_cancellation_is_not_an_error)
   }
 }
 
+TEST(persistent_task_group, two_requests_of_different_types_before_the_first_run_merge_and_the_first_reason_sticks)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  const auto R1 = arc::reason::user("partial first");
+  const auto R2 = arc::reason::shutdown("then terminal");
+  arc::cancel_reason seen;
+  std::size_t requests = 0;
+  bool ran = false;
+  auto h = g.spawn([&]() -> asio::awaitable<void> {
+    ran = true;
+    try
+    {
+      co_await sleeper();
+    }
+    catch (const boost::system::system_error&)
+    {
+      seen = arc::this_task::reason();
+      requests = arc::this_task::requests();
+      throw;
+    }
+  });
+  // Both before the child has run once: a partial request on the child, a
+  // terminal one through its group.
+  EXPECT_TRUE(h.cancel(R1, asio::cancellation_type::partial));
+  EXPECT_EQ(g.cancel(R2, asio::cancellation_type::terminal), 1u);
+  EXPECT_FALSE(ran);
+  std::exception_ptr result;
+  bool done = false;
+  h.async_wait([&](std::exception_ptr e) {
+    result = e;
+    done = true;
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_TRUE(ran) << "the awaitable still runs; its first wait is cancelled";
+  EXPECT_EQ(seen, R1) << "the first reason sticks";
+  EXPECT_EQ(requests, 2u);
+  ASSERT_TRUE(result);
+  try
+  {
+    std::rethrow_exception(result);
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    EXPECT_EQ(e.reason(), R1);
+  }
+  EXPECT_EQ(h.info().requests, 2u);
+}
+
 TEST(persistent_task_group, an_error_raised_while_cancelling_is_reported_as_an_error)
 {
   asio::io_context ctx;
