@@ -191,11 +191,12 @@ asio::awaitable<void> serve(tcp::socket socket, ms deadline)
     const std::string what = std::string(req.method_string()) + " " + std::string(req.target());
     log(name, ": ", what, " started");
     std::optional<response> res = co_await answer(stream, req, deadline);
-    const bool closing = self.cancelled() || !req.keep_alive();
+    const bool stopping = self.cancelled();
+    const bool closing = stopping || !req.keep_alive();
     if (res)
     {
       res->keep_alive(!closing);
-      if (self.cancelled())
+      if (stopping)
         res->set("X-Closing", to_string(self.reason().root()));
       if (auto [wec, wn] = co_await http::async_write(stream, *res, use_tuple); wec)
       {
@@ -203,7 +204,7 @@ asio::awaitable<void> serve(tcp::socket socket, ms deadline)
         co_return;
       }
     }
-    if (self.cancelled())
+    if (stopping)
       log(name, ": ", what, " -> ", res ? res->result_int() : 200, ", then closed: ", self.reason());
     else
       log(name, ": ", what, " -> ", res ? res->result_int() : 200);
