@@ -12,6 +12,7 @@
 #include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
 #include <arc/registry.hpp>
+#include <arc/shield.hpp>
 #include <arc/shutdown_report.hpp>
 #include <arc/task_info.hpp>
 

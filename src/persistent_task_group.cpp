@@ -633,12 +633,51 @@ std::ostream& operator<<(std::ostream& os, const shutdown_report& report)
     out << "escalated: " << t << '\n';
   for (const failed_task& f : report.failed)
     out << "failed: " << f.info << ": " << f.what << '\n';
+  std::size_t shields_running = 0;
+  for (const shield_info& sh : report.shields)
+  {
+    out << sh << '\n';
+    shields_running += sh.status == shield_status::running;
+  }
   out << "shutdown " << (report.complete() ? "complete" : "INCOMPLETE") << " after " << ms(report.elapsed)
       << " ms: " << report.finished << " finished, " << report.escalated.size() << " escalated, "
       << report.failed.size() << " failed, " << report.stragglers.size() << " still running";
+  if (!report.shields.empty())
+    out << ", " << report.shields.size() << " shield" << (report.shields.size() == 1 ? "" : "s") << " ("
+        << shields_running << " still running)";
   if (report.reason)
     out << "; reason: " << report.reason;
   return os << out.str();
+}
+
+bool shutdown_report::complete() const noexcept
+{
+  return stragglers.empty()
+      && std::none_of(shields.begin(), shields.end(),
+          [](const shield_info& s) { return s.status == shield_status::running; });
+}
+
+const char* to_string(shield_status s) noexcept
+{
+  return s == shield_status::running ? "running" : "done";
+}
+
+std::ostream& operator<<(std::ostream& os, const shield_info& info)
+{
+  const auto ms = [](std::chrono::steady_clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::ostringstream line;
+  line << "shield " << (info.name.empty() ? "(unnamed)" : info.name) << " #" << info.id << " ("
+       << info.where.file_name() << ':' << info.where.line() << "), age " << ms(info.age) << " ms";
+  if (info.detached)
+    line << ", detached";
+  if (info.deadline != std::chrono::steady_clock::time_point::max() && info.status == shield_status::running)
+    line << ", deadline in " << ms(info.deadline - std::chrono::steady_clock::now()) << " ms";
+  line << ", " << to_string(info.status);
+  if (info.forced)
+    line << ", forced at its deadline";
+  return os << line.str();
 }
 
 const char* to_string(task_status s) noexcept

@@ -1,5 +1,6 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/registry.hpp>
+#include <arc/shield.hpp>
 
 #include <arc/bind_cancel.hpp>
 #include <arc/cancel_source.hpp>
@@ -7,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -82,9 +84,83 @@ void registry_core::abandoned(const task_info& info) const noexcept
 void registry_core::detach() noexcept
 {
   std::vector<group_ref_ptr> gone;
+  std::vector<shield_ref> shields_gone;
   {
     std::lock_guard lock(mutex_);
     gone.swap(groups_);
+    shields_gone.swap(shields_);
+  }
+}
+
+std::uint64_t registry_core::add_shield(shield_record* s)
+{
+  std::lock_guard lock(mutex_);
+  shields_.push_back(shield_ref(s));
+  return ++next_shield_id_;
+}
+
+void registry_core::remove_shield(shield_record* s) noexcept
+{
+  shield_ref gone; // released outside the lock
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(shields_.begin(), shields_.end(),
+      [s](const shield_ref& p) { return p.get() == s; });
+  if (it != shields_.end())
+  {
+    gone = std::move(*it);
+    shields_.erase(it);
+  }
+}
+
+std::vector<shield_ref> registry_core::shields() const
+{
+  std::lock_guard lock(mutex_);
+  return shields_;
+}
+
+void registry_core::set_on_shield_error(std::function<void(std::exception_ptr, const shield_info&)> h)
+{
+  std::lock_guard lock(mutex_);
+  on_shield_error_ = std::move(h);
+}
+
+void registry_core::shield_failed(std::exception_ptr e, const shield_info& info) const noexcept
+{
+  std::function<void(std::exception_ptr, const shield_info&)> hook;
+  try
+  {
+    std::lock_guard lock(mutex_);
+    hook = on_shield_error_;
+  }
+  catch (...)
+  {
+  }
+  try
+  {
+    if (hook)
+    {
+      hook(e, info);
+      return;
+    }
+    std::string what = "unknown exception";
+    try
+    {
+      std::rethrow_exception(e);
+    }
+    catch (const std::exception& x)
+    {
+      what = x.what();
+    }
+    catch (...)
+    {
+    }
+    std::fprintf(stderr, "arc: detached shield '%s' #%llu (%s:%u) failed: %s\n", info.name.c_str(),
+        static_cast<unsigned long long>(info.id), info.where.file_name(),
+        static_cast<unsigned>(info.where.line()), what.c_str());
+  }
+  catch (...)
+  {
+    // Nobody awaits the shield: an exception cannot go anywhere.
   }
 }
 
@@ -186,9 +262,55 @@ shutdown_outcome gave_up(const std::vector<group_ref_ptr>& groups, const cancel_
 
 } // namespace
 
-asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr> groups,
-    cancel_reason r, shutdown_options opts)
+namespace {
+
+// Wait until no shield on the context runs, or until @p until. Every shield
+// seen running is added to @p seen (the caller's, so that what was seen
+// survives this wait being cancelled by a race). Returns false if the wait
+// itself was cancelled.
+asio::awaitable<bool> wait_for_shields(registry_core_ptr core,
+    std::chrono::steady_clock::time_point until, std::vector<shield_ref>& seen)
 {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(co_await asio::this_coro::executor, until);
+  for (;;)
+  {
+    const std::vector<shield_ref> live = core->shields();
+    for (const shield_ref& s : live)
+      if (std::none_of(seen.begin(), seen.end(), [&](const shield_ref& x) { return x.get() == s.get(); }))
+        seen.push_back(s);
+    if (live.empty())
+      co_return true;
+    auto which = co_await (live.front()->done().async_wait(asio::use_awaitable)
+        || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (which.index() == 0 && !std::get<0>(which))
+      co_return false; // this wait was cancelled
+    if (which.index() == 1)
+      co_return !std::get<0>(std::get<1>(which)); // force_after, or cancelled
+  }
+}
+
+// The shields part of a context's report: each one seen, as it is now. A
+// shield still running makes the shutdown incomplete.
+void add_shields(shutdown_outcome& out, const std::vector<shield_ref>& seen,
+    std::chrono::steady_clock::time_point start)
+{
+  for (const shield_ref& s : seen)
+  {
+    out.report.shields.push_back(s->info());
+    if (out.report.shields.back().status == shield_status::running && !out.ec)
+      out.ec = make_error_code(error::shutdown_incomplete);
+  }
+  out.report.elapsed = std::max<std::chrono::steady_clock::duration>(out.report.elapsed,
+      std::chrono::steady_clock::now() - start);
+}
+
+} // namespace
+
+asio::awaitable<shutdown_outcome> run_context_shutdown(registry_core_ptr core,
+    std::vector<group_ref_ptr> groups, cancel_reason r, shutdown_options opts)
+{
+  const auto start = std::chrono::steady_clock::now();
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   auto st = start_all(groups, ex, r, opts);
   // An empty reason: this wait itself was cancelled.
@@ -200,7 +322,14 @@ asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr
     out.ec = asio::error::operation_aborted;
     co_return out;
   }
-  co_return st->result(r);
+  shutdown_outcome out = st->result(r);
+  // Then the shields, each bounded by its own deadline and all by force_after.
+  std::vector<shield_ref> seen;
+  const bool waited = co_await wait_for_shields(core, start + opts.force_after, seen);
+  add_shields(out, seen, start);
+  if (!waited)
+    out.ec = asio::error::operation_aborted;
+  co_return out;
 }
 
 asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
@@ -215,6 +344,7 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
   if (ec)
     co_return shutdown_outcome{asio::error::operation_aborted, {}};
 
+  const auto start = std::chrono::steady_clock::now();
   const cancel_reason r = reason::signal(first, where);
   const std::vector<group_ref_ptr> groups = core->groups();
   auto st = start_all(groups, ex, r, opts);
@@ -225,9 +355,34 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
         || set.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (which.index() == 0)
     {
-      if (std::get<0>(which))
-        co_return st->result(r);
-      break; // this wait was cancelled
+      if (!std::get<0>(which))
+        break; // this wait was cancelled
+      // The groups are done; then the shields, which signals do not force:
+      // a third signal gives up on them too.
+      shutdown_outcome out = st->result(r);
+      std::vector<shield_ref> seen;
+      bool waited = true;
+      for (;;)
+      {
+        auto w = co_await (wait_for_shields(core, start + opts.force_after, seen)
+            || set.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (w.index() == 0)
+        {
+          waited = std::get<0>(w);
+          break;
+        }
+        if (std::get<0>(std::get<1>(w)))
+        {
+          waited = false; // this wait was cancelled
+          break;
+        }
+        if (++received >= 3)
+          break; // a third signal: give up (the shields still running are listed)
+      }
+      add_shields(out, seen, start);
+      if (!waited)
+        out.ec = asio::error::operation_aborted;
+      co_return out;
     }
     if (std::get<0>(std::get<1>(which)))
       break; // this wait was cancelled
@@ -282,6 +437,24 @@ std::vector<group_info> registry::groups() const
     out.push_back(std::move(info));
   }
   return out;
+}
+
+std::vector<shield_info> registry::shields() const
+{
+  std::vector<shield_info> out;
+  for (const detail::shield_ref& s : core_->shields())
+    out.push_back(s->info());
+  return out;
+}
+
+void registry::on_shield_error(std::function<void(std::exception_ptr, const shield_info&)> h)
+{
+  core_->set_on_shield_error(std::move(h));
+}
+
+std::vector<shield_info> shields(boost::asio::execution_context& ctx)
+{
+  return boost::asio::use_service<registry>(ctx).shields();
 }
 
 void registry::on_abandoned(abandoned_handler h)

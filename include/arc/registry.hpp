@@ -13,6 +13,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <source_location>
@@ -33,10 +34,10 @@ struct group_info
 /// Called for each task destroyed unfinished with its io_context.
 using abandoned_handler = std::function<void(const task_info&)>;
 
-/// The execution context service that knows every group on its context.
+/// The execution context service that knows every group and shield on its context.
 /**
  * A persistent_task_group registers itself on construction and unregisters
- * on destruction. Shields join it in a later release.
+ * on destruction. A shield (arc::shield) is registered while its work runs.
  *
  * When an io_context is destroyed, Asio destroys the handlers and coroutine
  * frames it still owns without running them: a task that has not finished
@@ -59,8 +60,22 @@ public:
   /// A snapshot of every group on the context, in registration order.
   std::vector<group_info> groups() const;
 
+  /// A snapshot of every shield whose work is running, in the order they were entered.
+  std::vector<shield_info> shields() const;
+
+  /// Set the hook called when a detached shield's work fails and nobody receives it.
+  /**
+   * Called once, on the work's executor. Empty (the default): one line on
+   * stderr. An exception it throws is dropped: the work's completion has
+   * nowhere to send it.
+   */
+  void on_shield_error(std::function<void(std::exception_ptr, const shield_info&)> h);
+
   /// Set the hook called for each task destroyed unfinished with the context.
-  /** Called during the context's destruction, on the destroying thread. */
+  /**
+   * Called during the context's destruction, on the destroying thread. A
+   * shield's work is reported too, with `group` "(shield)".
+   */
   void on_abandoned(abandoned_handler h);
 
 private:

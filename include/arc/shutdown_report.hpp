@@ -51,13 +51,17 @@ struct shutdown_report
   std::vector<task_info> escalated;           ///< Cancelled again after the grace; status `done` if they then finished.
   std::vector<failed_task> failed;            ///< Failed during the shutdown (also given to on_error).
   std::vector<task_info> stragglers;          ///< Still running when the shutdown gave up, the oldest first.
+  /// The shields a context's shutdown waited for (arc::async_shutdown(ctx),
+  /// shutdown_on_signals): finished, forced at their deadline, or still
+  /// running when it gave up. Empty for a group's own shutdown.
+  std::vector<shield_info> shields;
 
-  /// True if nothing was left running.
-  bool complete() const noexcept { return stragglers.empty(); }
+  /// True if nothing was left running: no straggler and no shield still running.
+  bool complete() const noexcept;
 };
 
 /// For an incident: one line per straggler (the oldest first), one per
-/// escalated or failed task, and a summary line.
+/// escalated or failed task, one per shield, and a summary line.
 std::ostream& operator<<(std::ostream& os, const shutdown_report& report);
 
 } // namespace arc

@@ -37,6 +37,27 @@ struct task_info
   cancel_reason reason;       ///< The first; empty if not cancelled.
 };
 
+/// Where a shield is in its life.
+enum class shield_status
+{
+  running, ///< Its work has not completed.
+  done,    ///< Its work completed (by itself, or after its deadline forced it).
+};
+
+/// What the registry knows about one shield, as of when it was read.
+struct shield_info
+{
+  std::uint64_t id = 0;       ///< Unique within its io_context's registry, from 1.
+  std::string name;           ///< shield_options::name; may be empty.
+  std::source_location where; ///< Where the shield was entered.
+  std::chrono::steady_clock::duration age{}; ///< Since it was entered.
+  /// Its deadline, or time_point::max() if it has none.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  shield_status status = shield_status::running;
+  bool forced = false;        ///< Its deadline passed and force-cancelled its work.
+  bool detached = false;      ///< shield_policy::detach: nobody awaits it.
+};
+
 /// A group's error handler: the child's exception and what is known of it.
 using error_handler = std::function<void(std::exception_ptr, const task_info&)>;
 
@@ -45,6 +66,13 @@ const char* to_string(task_status s) noexcept;
 
 /// One line: `group/name #id (file:line), age 12 ms, cancelling: <reason>`.
 std::ostream& operator<<(std::ostream& os, const task_info& info);
+
+/// "running" or "done".
+const char* to_string(shield_status s) noexcept;
+
+/// One line: `shield name #id (file:line), age 12 ms, deadline in 88 ms, running`;
+/// a forced one ends `done, forced at its deadline`.
+std::ostream& operator<<(std::ostream& os, const shield_info& info);
 
 } // namespace arc
 

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -833,6 +834,37 @@ void print_memory()
       m.asio, m.group - m.asio, "+64", m.group - m.asio <= 64 ? "ok" : "MISSED");
 }
 
+asio::awaitable<void> failing_child()
+{
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  throw std::runtime_error("failed");
+}
+
+// G1: a group whose children keep failing keeps nothing of them. 10^6
+// children fail, in rounds of 10^3 run to completion; the live heap is read
+// after each tenfold count, beside the count on_error saw.
+void print_failure_memory()
+{
+  asio::io_context ctx;
+  std::size_t errors = 0;
+  arc::persistent_task_group g(ctx, {.on_error = [&](std::exception_ptr, const arc::task_info&) { ++errors; }});
+  const std::ptrdiff_t before = arc_bench::live_bytes();
+  std::printf("\nlive heap of a group whose children all fail (on_error counts them)\n");
+  std::printf("%-12s %14s %16s\n", "failures", "on_error calls", "live heap, B");
+  std::size_t spawned = 0;
+  for (const std::size_t n : {1'000UL, 10'000UL, 100'000UL, 1'000'000UL})
+  {
+    while (spawned < n)
+    {
+      for (int i = 0; i != 1'000; ++i, ++spawned)
+        g.spawn(failing_child());
+      ctx.run();
+      ctx.restart();
+    }
+    std::printf("%-12zu %14zu %16td\n", n, errors, arc_bench::live_bytes() - before);
+  }
+}
+
 // One table row per N for BM_arc_<key>/N beside BM_asio_<key>/N.
 void print_by_n(const recording_reporter& rep, const char* title, const char* key)
 {
@@ -947,5 +979,6 @@ int main(int argc, char** argv)
   benchmark::Shutdown();
   print_table(reporter);
   print_memory();
+  print_failure_memory();
   return 0;
 }

@@ -273,6 +273,34 @@ public:
       schedule(true);
   }
 
+  // Hold emits back (a shield in the task this gate binds): requests stay
+  // pending, and are delivered once every hold is let go. Holds nest.
+  void hold() noexcept
+  {
+    std::lock_guard lock(lock_);
+    ++holds_;
+    open_ = false;
+  }
+  // Let go of one hold; at the last, deliver what is pending, posted, as
+  // open() does, if @p deliver (not while the task's frame is being
+  // destroyed). Returns true if a request was pending.
+  bool unhold(bool deliver = true)
+  {
+    bool pending;
+    bool post;
+    {
+      std::lock_guard lock(lock_);
+      if (--holds_ != 0)
+        return false;
+      open_ = true;
+      pending = armed_ && pending_requests_;
+      post = deliver && pending && handler_.has_handler();
+    }
+    if (post)
+      schedule(true);
+    return pending;
+  }
+
   source_state* source() const noexcept { return source_; }
 
   // Copies of a cancel_source::slot_type; the last one disarms the node.
@@ -331,6 +359,7 @@ private:
   bool armed_ = true;
   bool open_ = false;
   bool calling_ = false;
+  unsigned holds_ = 0;
   std::size_t pending_requests_ = 0;
   asio::cancellation_type_t pending_ = asio::cancellation_type::none;
   asio::cancellation_type_t delivered_ = asio::cancellation_type::none;

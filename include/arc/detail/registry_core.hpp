@@ -4,10 +4,13 @@
 
 #include <arc/detail/group_state.hpp>
 #include <arc/detail/intrusive.hpp>
+#include <arc/detail/shield_record.hpp>
 #include <arc/task_info.hpp>
 
 #include <boost/asio/execution_context.hpp>
 
+#include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -37,6 +40,14 @@ public:
   void set_on_abandoned(std::function<void(const task_info&)> h);
   // Report a task destroyed unfinished with its context. Never throws.
   void abandoned(const task_info& info) const noexcept;
+
+  // Shields: registered while their work runs.
+  std::uint64_t add_shield(shield_record* s);
+  void remove_shield(shield_record* s) noexcept;
+  std::vector<shield_ref> shields() const;
+  void set_on_shield_error(std::function<void(std::exception_ptr, const shield_info&)> h);
+  // A detached shield's work failed and nobody awaits it. Never throws.
+  void shield_failed(std::exception_ptr e, const shield_info& info) const noexcept;
   // The service is gone: forget the groups.
   void detach() noexcept;
 
@@ -45,6 +56,9 @@ private:
   mutable std::mutex mutex_;
   std::vector<group_ref_ptr> groups_;
   std::function<void(const task_info&)> on_abandoned_;
+  std::vector<shield_ref> shields_;
+  std::uint64_t next_shield_id_ = 0;
+  std::function<void(std::exception_ptr, const shield_info&)> on_shield_error_;
 };
 
 using registry_core_ptr = ref_ptr<registry_core>;

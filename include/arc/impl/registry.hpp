@@ -11,8 +11,8 @@
 namespace arc::detail {
 
 // Defined in src/registry.cpp.
-asio::awaitable<shutdown_outcome> run_context_shutdown(std::vector<group_ref_ptr> groups,
-    cancel_reason r, shutdown_options opts);
+asio::awaitable<shutdown_outcome> run_context_shutdown(registry_core_ptr core,
+    std::vector<group_ref_ptr> groups, cancel_reason r, shutdown_options opts);
 asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
     std::vector<int> signals, shutdown_options opts, std::source_location where);
 
@@ -54,11 +54,12 @@ auto async_shutdown(ExecutionContext& ctx, cancel_reason reason, shutdown_option
 {
   // The groups are those registered when the shutdown starts; each is closed
   // at once, so that no spawn gets in after async_shutdown has returned.
-  std::vector<detail::group_ref_ptr> groups = detail::registry_core_of(ctx)->groups();
+  detail::registry_core_ptr core = detail::registry_core_of(ctx);
+  std::vector<detail::group_ref_ptr> groups = core->groups();
   for (const detail::group_ref_ptr& g : groups)
     g->close();
-  auto start = [groups = std::move(groups), reason = std::move(reason), opts]
-  { return detail::run_context_shutdown(groups, reason, opts); };
+  auto start = [core = std::move(core), groups = std::move(groups), reason = std::move(reason), opts]
+  { return detail::run_context_shutdown(core, groups, reason, opts); };
   return boost::asio::async_initiate<CompletionToken,
       void(boost::system::error_code, shutdown_report)>(
       detail::initiate_context_shutdown<decltype(start)>(ctx.get_executor(), std::move(start)),
