@@ -70,6 +70,20 @@ struct after_shield
 
 } // namespace
 
+// Work that outlives its awaiter (detach) must not be a capturing lambda:
+// the closure is a temporary of the awaiter's co_await expression.
+asio::awaitable<void> sleep_then_set(std::chrono::milliseconds d, bool* flag)
+{
+  co_await sleep_for(d);
+  *flag = true;
+}
+
+asio::awaitable<void> sleep_then_throw(std::chrono::milliseconds d, const char* what)
+{
+  co_await sleep_for(d);
+  throw std::runtime_error(what);
+}
+
 // Awaits a 1 h timer through arc::use_awaitable: the next cancellation point.
 asio::awaitable<void> next_cancellation_point(after_shield& seen)
 {
@@ -386,11 +400,7 @@ TEST(shield, detach_releases_the_cancelled_awaiter_at_once_and_the_work_complete
     asio::post(ctx, [src = arc::this_task::source(), R]() mutable { src.cancel(R); });
     try
     {
-      co_await arc::shield(
-          [&]() -> asio::awaitable<void> {
-            co_await sleep_for(20ms);
-            finished = true;
-          }(),
+      co_await arc::shield(sleep_then_set(20ms, &finished),
           {.policy = arc::shield_policy::detach, .name = "commit"},
           [&](std::exception_ptr e) { work_result = e; });
     }
@@ -435,11 +445,7 @@ TEST(shield, detach_without_a_callback_reports_a_failure_nobody_received_once)
     asio::post(ctx, [src = arc::this_task::source()]() mutable { src.cancel(); });
     try
     {
-      co_await arc::shield(
-          []() -> asio::awaitable<void> {
-            co_await sleep_for(5ms);
-            throw std::runtime_error("write failed");
-          }(),
+      co_await arc::shield(sleep_then_throw(5ms, "write failed"),
           {.policy = arc::shield_policy::detach, .name = "audit"});
     }
     catch (const arc::cancelled_error&)
@@ -504,14 +510,7 @@ TEST(shield, a_context_shutdown_waits_for_a_shield_to_finish_and_lists_it)
 {
   asio::io_context ctx;
   bool finished = false;
-  arc::co_spawn(ctx,
-      arc::shield(
-          [&]() -> asio::awaitable<void> {
-            co_await sleep_for(50ms);
-            finished = true;
-          }(),
-          {.name = "order 17"}),
-      asio::detached);
+  arc::co_spawn(ctx, arc::shield(sleep_then_set(50ms, &finished), {.name = "order 17"}), asio::detached);
   error_code ec = asio::error::fault;
   arc::shutdown_report report;
   bool done = false, finished_first = false;
