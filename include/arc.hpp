@@ -4,6 +4,7 @@
 
 #include <arc/bind_cancel.hpp>
 #include <arc/cancel_after.hpp>
+#include <arc/cancel_guard.hpp>
 #include <arc/cancel_reason.hpp>
 #include <arc/cancel_source.hpp>
 #include <arc/cancellation_signal.hpp>

@@ -127,7 +127,8 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
   for (;;)
   {
     // The ring is allocated outside the lock, by the first later request.
-    if (!ring && cancelled() && !has_ring_.load(std::memory_order_acquire))
+    if (!ring && requests_.load(std::memory_order_acquire) != 0
+        && !has_ring_.load(std::memory_order_acquire))
       ring.reset(new request[history_limit_]);
     std::lock_guard lock(mutex_);
     const std::size_t seq = requests_.load(std::memory_order_relaxed) + 1;
@@ -144,6 +145,9 @@ bool source_state::cancel(cancel_reason r, asio::cancellation_type_t t)
     }
     else
     {
+      // Withdrawn by uncancel(): cancelled again, the first reason unchanged.
+      if (!cancelled_.load(std::memory_order_relaxed))
+        cancelled_.store(true, std::memory_order_release);
       if (!ring_)
       {
         ring_ = std::move(ring);
@@ -252,9 +256,22 @@ source_state::link_result source_state::link(cancel_node* n)
   n->linked_ = true;
   const std::size_t seq = requests_.load(std::memory_order_relaxed);
   n->seen_ = seq;
-  if (seq == 0)
-    return {};
+  if (seq == 0 || !cancelled_.load(std::memory_order_relaxed))
+    return {}; // never cancelled, or every request withdrawn
   return {reason_, types_};
+}
+
+std::size_t source_state::uncancel()
+{
+  std::lock_guard lock(mutex_);
+  const std::size_t made = requests_.load(std::memory_order_relaxed);
+  const std::size_t withdrawn = withdrawn_.load(std::memory_order_relaxed);
+  if (made == withdrawn)
+    throw boost::system::system_error(make_error_code(error::not_cancelled), "uncancel");
+  withdrawn_.store(withdrawn + 1, std::memory_order_release);
+  if (made == withdrawn + 1)
+    cancelled_.store(false, std::memory_order_release);
+  return made - withdrawn - 1;
 }
 
 void source_state::unlink(cancel_node* n) noexcept

@@ -34,6 +34,8 @@ public:
     case error::not_in_task: return "not inside an arc task";
     case error::no_executor: return "no executor was given";
     case error::shutdown_incomplete: return "shutdown incomplete: tasks still running";
+    case error::not_cancelled: return "not cancelled: no request left to withdraw";
+    case error::already_finished: return "the target had already finished";
     }
     return "unknown arc error";
   }

@@ -38,7 +38,9 @@ enum class error
   already_started,          ///< The operation was already started.
   not_in_task,              ///< Called outside a task started by arc.
   no_executor,              ///< The operation needs an executor and none was given.
-  shutdown_incomplete       ///< A shutdown gave up waiting: some tasks still run.
+  shutdown_incomplete,      ///< A shutdown gave up waiting: some tasks still run.
+  not_cancelled,            ///< uncancel() with no request left to withdraw.
+  already_finished          ///< The target had finished before it could be cancelled.
 };
 
 /// The "arc" error category.

@@ -301,6 +301,22 @@ public:
     return pending;
   }
 
+  // uncancel() withdrew every request: forget what is pending and what was
+  // delivered, so that a later request is delivered as a first one.
+  void withdraw() noexcept
+  {
+    std::lock_guard lock(lock_);
+    pending_requests_ = 0;
+    pending_ = asio::cancellation_type::none;
+    delivered_ = asio::cancellation_type::none;
+  }
+  // True if a request is recorded but not yet delivered (held by a shield).
+  bool has_pending() noexcept
+  {
+    std::lock_guard lock(lock_);
+    return armed_ && pending_requests_ != 0;
+  }
+
   source_state* source() const noexcept { return source_; }
 
   // Copies of a cancel_source::slot_type; the last one disarms the node.

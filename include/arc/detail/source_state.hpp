@@ -118,7 +118,16 @@ public:
 
   cancel_reason reason() const noexcept { return cancelled() ? reason_ : cancel_reason(); }
 
-  std::size_t requests() const noexcept { return requests_.load(std::memory_order_acquire); }
+  // Requests made, less those withdrawn by uncancel().
+  std::size_t requests() const noexcept
+  {
+    return requests_.load(std::memory_order_acquire) - withdrawn_.load(std::memory_order_acquire);
+  }
+  // Withdraw one request (asyncio's uncancel): at zero the source no longer
+  // counts as cancelled, though its first reason and history stay as they
+  // were, and a later request cancels it again. Returns the requests left;
+  // throws system_error(arc::error::not_cancelled) if there is none.
+  std::size_t uncancel();
 
   // The union of every cancellation type requested so far.
   asio::cancellation_type_t types() const noexcept;
@@ -206,6 +215,7 @@ private:
   mutable spin_lock mutex_;
   std::atomic<bool> cancelled_{false};
   std::atomic<std::size_t> requests_{0};
+  std::atomic<std::size_t> withdrawn_{0}; // by uncancel()
   asio::cancellation_type_t types_ = asio::cancellation_type::none;
   asio::cancellation_type_t first_type_ = asio::cancellation_type::none;
   cancel_reason reason_;

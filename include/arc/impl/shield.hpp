@@ -3,6 +3,7 @@
 #define ARC_IMPL_SHIELD_HPP
 
 #include <arc/detail/shield_record.hpp>
+#include <arc/detail/work_task.hpp>
 #include <arc/detail/task_executor.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -54,64 +55,6 @@ private:
   void destroy_self() noexcept override { delete this; }
 };
 
-// The work's completion handler. Destroyed uncalled (the io_context is
-// destroyed with the work pending), it reports the shield abandoned.
-template <typename T>
-class shield_completion
-{
-public:
-  explicit shield_completion(ref_ptr<shield_state<T>> s) noexcept : s_(std::move(s)) {}
-  shield_completion(shield_completion&&) noexcept = default;
-  shield_completion& operator=(shield_completion&&) = delete;
-  ~shield_completion()
-  {
-    if (auto s = std::move(s_))
-      s->finish(nullptr, true);
-  }
-
-  template <typename... Args>
-  void operator()(std::exception_ptr e, Args&&... args)
-  {
-    auto s = std::move(s_);
-    if constexpr (sizeof...(Args) == 1)
-      if (!e)
-        s->value_.emplace(std::forward<Args>(args)...);
-    s->finish(std::move(e), false);
-  }
-
-private:
-  ref_ptr<shield_state<T>> s_;
-};
-
-// Holds a task's gate (its requests stay pending) for the scope of a
-// defer-shield. release() lets go and delivers what is pending; the
-// destructor only lets go (the frame is being destroyed, or unwound before
-// the work started).
-class gate_hold
-{
-public:
-  explicit gate_hold(task_state* t) noexcept : task_(t)
-  {
-    if (task_)
-      task_->gate_.hold();
-  }
-  gate_hold(const gate_hold&) = delete;
-  gate_hold& operator=(const gate_hold&) = delete;
-  ~gate_hold()
-  {
-    if (task_)
-      task_->gate_.unhold(false);
-  }
-  void release()
-  {
-    if (task_state* t = std::exchange(task_, nullptr))
-      t->gate_.unhold();
-  }
-
-private:
-  task_state* task_;
-};
-
 inline std::chrono::steady_clock::time_point shield_deadline_of(const shield_options& o)
 {
   auto at = std::chrono::steady_clock::time_point::max();
@@ -147,7 +90,7 @@ boost::asio::awaitable<T, Executor> run_shield(boost::asio::awaitable<T, Executo
   // coroutine until the work is done.
   gate_hold hold(defer ? outer : nullptr);
   initiate_co_spawn<asio::any_io_executor>(inner, st->body_ref())(
-      shield_completion<T>(st), std::move(work));
+      work_completion<shield_state<T>>(st), std::move(work));
 
   if (defer)
     // An empty slot: nothing cancels this wait.

@@ -1,0 +1,175 @@
+// arc: Asio Reasoned Cancellation
+#ifndef ARC_IMPL_CANCEL_GUARD_HPP
+#define ARC_IMPL_CANCEL_GUARD_HPP
+
+#include <arc/detail/bound_handler.hpp>
+#include <arc/detail/task_executor.hpp>
+#include <arc/detail/task_state.hpp>
+#include <arc/detail/work_task.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace arc::detail {
+
+// Installed in a guard's upstream slot: each emit is one request.
+template <typename View>
+class guard_input
+{
+public:
+  guard_input(cancel_guard* g, View v) noexcept : guard_(g), view_(v) {}
+
+  void operator()(asio::cancellation_type_t type) { guard_->request(type, view_.reason()); }
+
+private:
+  cancel_guard* guard_;
+  View view_;
+};
+
+// The type a forced request is delivered with: without the force bit;
+// terminal if nothing is left.
+inline asio::cancellation_type_t without_force(asio::cancellation_type_t t) noexcept
+{
+  t = t & ~force;
+  return t == asio::cancellation_type::none ? asio::cancellation_type::terminal : t;
+}
+
+// A cleanup: its work (a task of its own), and the node through which the
+// calling task's requests reach it: linked into the task's source while the
+// cleanup runs, it counts each request and passes on the escalations.
+template <typename T>
+class cleanup_state final : public cancel_node
+{
+public:
+  static ref_ptr<cleanup_state> make(task_state* outer, escalation_policy policy,
+      const asio::any_io_executor& ex, std::source_location where)
+  {
+    auto s = ref_ptr<cleanup_state>::adopt(new cleanup_state(outer, policy, ex, where));
+    // Only requests made from now on are the cleanup's: the ones before are
+    // what it cleans up after.
+    static_cast<void>(outer->link(s.get()));
+    if (policy.after_time != std::chrono::steady_clock::duration::max())
+      s->body_->arm_deadline(std::chrono::steady_clock::now() + policy.after_time,
+          reason::escalated(outer->reason(), where), {}, where);
+    return s;
+  }
+
+  task_state* body() const noexcept { return body_.get(); }
+  const task_ref& body_ref() const noexcept { return body_; }
+  const cancel_source& done() const noexcept { return done_; }
+
+  void finish(std::exception_ptr e, bool abandoned) noexcept
+  {
+    error_ = std::move(e);
+    if (!abandoned)
+      done_.cancel(reason::user("cleanup done"));
+  }
+
+  // The cleanup has returned: requests are the task's alone again.
+  void unlink() noexcept { outer_->unlink(this); }
+
+  T take()
+  {
+    if (error_)
+      std::rethrow_exception(error_);
+    if constexpr (!std::is_void_v<T>)
+      return std::move(*value_);
+  }
+
+  void notify(const cancel_reason& r, asio::cancellation_type_t t,
+      asio::cancellation_type_t) override
+  {
+    if ((t & force) != asio::cancellation_type::none)
+    {
+      body_->cancel(r, without_force(t));
+      return;
+    }
+    const std::size_t n = absorbed_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n == policy_.after_requests)
+      body_->cancel(reason::escalated(r, where_), asio::cancellation_type::terminal);
+  }
+  bool try_add_ref() noexcept override { return refs_.try_add(); }
+  void release() noexcept override
+  {
+    if (refs_.release())
+      delete this;
+  }
+  void add_ref() noexcept { refs_.add(); }
+
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> value_{};
+
+private:
+  cleanup_state(task_state* outer, escalation_policy policy, const asio::any_io_executor& ex,
+      std::source_location where)
+    : outer_(outer), policy_(policy), where_(where),
+      body_(task_ref::adopt(task_state_impl<asio::any_io_executor>::create(
+          cancel_source_options{}.history_limit, asio::any_io_executor(ex), nullptr))),
+      done_(ex)
+  {
+  }
+  ~cleanup_state()
+  {
+    outer_->unlink(this);
+  }
+
+  ref_count refs_;
+  task_ref outer_;
+  escalation_policy policy_;
+  std::source_location where_;
+  task_ref body_;
+  cancel_source done_;
+  std::exception_ptr error_;
+  std::atomic<std::size_t> absorbed_{0};
+};
+
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> run_cleanup(boost::asio::awaitable<T, Executor> work,
+    escalation_policy policy, std::source_location where)
+{
+  const Executor ex = co_await asio::this_coro::executor;
+  const asio::any_io_executor inner = unwrap_task_executor(asio::any_io_executor(ex));
+  task_state* outer = current_task();
+  auto st = cleanup_state<T>::make(outer, policy, inner, where);
+  st->body()->group_child_ = outer->owner()->group_child_;
+
+  gate_hold hold(outer);
+  initiate_co_spawn<asio::any_io_executor>(inner, st->body_ref())(
+      work_completion<cleanup_state<T>>(st), std::move(work));
+  co_await st->done().async_wait(
+      asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable_t<Executor>()));
+  st->unlink();
+  hold.release();
+  co_return st->take();
+}
+
+} // namespace arc::detail
+
+namespace arc {
+
+template <typename CancellationSlot>
+void cancel_guard::attach(CancellationSlot upstream)
+{
+  using view = decltype(detail::reason_view(upstream));
+  upstream.template emplace<detail::guard_input<view>>(this, detail::reason_view(upstream));
+}
+
+template <typename T, typename Executor>
+boost::asio::awaitable<T, Executor> cleanup(boost::asio::awaitable<T, Executor> work,
+    escalation_policy policy, std::source_location where)
+{
+  if (!detail::current_task())
+    throw boost::system::system_error(make_error_code(error::not_in_task), "arc::cleanup");
+  return detail::run_cleanup(std::move(work), policy, where);
+}
+
+} // namespace arc
+
+#endif

@@ -1,0 +1,461 @@
+// Tests for arc/cancel_guard.hpp: cleanup that survives a second cancel,
+// escalation policies, arc::force, the slot-level cancel_guard, and
+// this_task::uncancel (S5-S7).
+#include <arc/cancel_guard.hpp>
+
+#include <arc/cancel_after.hpp>
+#include <arc/cancel_source.hpp>
+#include <arc/persistent_task_group.hpp>
+#include <arc/reasoned.hpp>
+#include <arc/shield.hpp>
+
+#include "test_util.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using boost::system::error_code;
+using arc_test::run_until;
+
+namespace {
+
+static_assert(std::is_trivially_copyable_v<arc::escalation_policy>);
+static_assert(arc::escalate::after(2).after_requests == 2);
+static_assert(arc::escalate::never.after_requests == 0);
+
+asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d)
+{
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// A task cancelled with R1 while it waits; it catches that and returns true.
+asio::awaitable<bool> wait_until_cancelled()
+{
+  try
+  {
+    co_await sleep_for(1h);
+  }
+  catch (const boost::system::system_error&)
+  {
+    co_return true;
+  }
+  co_return false;
+}
+
+// What a cleanup saw.
+struct flush_log
+{
+  bool finished = false;
+  bool aborted = false;
+  arc::cancel_reason why;
+};
+
+// A flush during which @p requests more requests reach the task, one every
+// 2 ms, each with its own reason; then it takes 10 ms more.
+asio::awaitable<void> flush(arc::cancel_source task, std::vector<arc::cancel_reason> requests,
+    flush_log* log, asio::cancellation_type_t type = asio::cancellation_type::terminal)
+{
+  try
+  {
+    for (const auto& r : requests)
+    {
+      co_await sleep_for(2ms);
+      task.cancel(r, type);
+    }
+    co_await sleep_for(10ms);
+    log->finished = true;
+  }
+  catch (const boost::system::system_error&)
+  {
+    log->aborted = true;
+    log->why = arc::this_task::reason();
+    throw;
+  }
+}
+
+} // namespace
+
+// --- S5, S6: cleanup ---------------------------------------------------------------
+
+TEST(cancel_guard, s5_a_second_cancel_during_cleanup_is_absorbed_counted_and_the_cleanup_finishes)
+{
+  asio::io_context ctx;
+  const auto R1 = arc::reason::shutdown("first");
+  const auto R2 = arc::reason::user("second");
+  flush_log log;
+  std::size_t requests = 0;
+  arc::cancel_reason reason;
+  bool next_threw = false;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto self = arc::this_task::source();
+    asio::post(ctx, [self, R1]() mutable { self.cancel(R1); });
+    if (co_await wait_until_cancelled())
+    {
+      co_await asio::this_coro::reset_cancellation_state();
+      const std::vector<arc::cancel_reason> more{R2};
+      co_await arc::cleanup(flush(self, more, &log), arc::escalate::never);
+      requests = arc::this_task::requests();
+      reason = arc::this_task::reason();
+      try
+      {
+        co_await sleep_for(1h); // the absorbed request is delivered now
+      }
+      catch (const boost::system::system_error&)
+      {
+        next_threw = true;
+      }
+    }
+  }());
+  EXPECT_TRUE(log.finished);
+  EXPECT_FALSE(log.aborted);
+  EXPECT_EQ(requests, 2u) << "R2 is counted";
+  EXPECT_EQ(reason, R1) << "the first reason sticks";
+  EXPECT_TRUE(next_threw);
+}
+
+TEST(cancel_guard, s6_with_escalate_after_2_the_second_absorbed_request_aborts_the_cleanup_as_escalated)
+{
+  asio::io_context ctx;
+  const auto R1 = arc::reason::shutdown("first");
+  const auto R2 = arc::reason::user("second");
+  const auto R3 = arc::reason::user("third");
+  flush_log log;
+  error_code code;
+  arc::cancel_reason thrown;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto self = arc::this_task::source();
+    asio::post(ctx, [self, R1]() mutable { self.cancel(R1); });
+    if (co_await wait_until_cancelled())
+    {
+      co_await asio::this_coro::reset_cancellation_state();
+      try
+      {
+        const std::vector<arc::cancel_reason> more{R2, R3};
+        co_await arc::cleanup(flush(self, more, &log), arc::escalate::after(2));
+      }
+      catch (const arc::cancelled_error& e)
+      {
+        code = e.code();
+        thrown = e.reason();
+      }
+    }
+  }());
+  EXPECT_FALSE(log.finished);
+  EXPECT_TRUE(log.aborted);
+  EXPECT_EQ(log.why.kind(), arc::reason_kind::escalated);
+  EXPECT_EQ(log.why.cause(), R3) << "the cause is the request that escalated";
+  EXPECT_STREQ(log.why.where().file_name(), __FILE__);
+  EXPECT_EQ(code, arc::error::escalated);
+  EXPECT_EQ(thrown, log.why);
+}
+
+TEST(cancel_guard, escalate_after_1_lets_the_first_request_during_the_cleanup_through)
+{
+  asio::io_context ctx;
+  const auto R2 = arc::reason::user("second");
+  flush_log log;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto self = arc::this_task::source();
+    const std::vector<arc::cancel_reason> more{R2};
+    try
+    {
+      co_await arc::cleanup(flush(self, more, &log), arc::escalate::after(1));
+    }
+    catch (const arc::cancelled_error&)
+    {
+    }
+  }());
+  EXPECT_TRUE(log.aborted);
+  EXPECT_EQ(log.why.cause(), R2);
+}
+
+TEST(cancel_guard, escalate_after_a_duration_cancels_a_cleanup_that_runs_longer)
+{
+  asio::io_context ctx;
+  const auto R1 = arc::reason::shutdown("first");
+  flush_log log;
+  error_code code;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto self = arc::this_task::source();
+    asio::post(ctx, [self, R1]() mutable { self.cancel(R1); });
+    if (co_await wait_until_cancelled())
+    {
+      co_await asio::this_coro::reset_cancellation_state();
+      try
+      {
+        co_await arc::cleanup(
+            [&]() -> asio::awaitable<void> {
+              try
+              {
+                co_await sleep_for(1h);
+              }
+              catch (const boost::system::system_error&)
+              {
+                log.why = arc::this_task::reason();
+                throw;
+              }
+            }(),
+            arc::escalate::after(20ms));
+      }
+      catch (const arc::cancelled_error& e)
+      {
+        code = e.code();
+      }
+    }
+  }());
+  EXPECT_EQ(code, arc::error::escalated);
+  EXPECT_EQ(log.why.kind(), arc::reason_kind::escalated);
+  EXPECT_EQ(log.why.cause(), R1) << "the cause is the task's first reason";
+}
+
+TEST(cancel_guard, a_request_made_with_force_always_gets_through_as_itself)
+{
+  asio::io_context ctx;
+  const auto F = arc::reason::user("now");
+  flush_log log;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    const std::vector<arc::cancel_reason> more{F};
+    try
+    {
+      co_await arc::cleanup(
+          flush(arc::this_task::source(), more, &log, asio::cancellation_type::terminal | arc::force),
+          arc::escalate::never);
+    }
+    catch (const arc::cancelled_error&)
+    {
+    }
+  }());
+  EXPECT_TRUE(log.aborted);
+  EXPECT_EQ(log.why, F);
+}
+
+TEST(cancel_guard, a_cleanup_returns_its_value_and_rethrows_its_error)
+{
+  asio::io_context ctx;
+  int v = 0;
+  std::string what;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    v = co_await arc::cleanup([]() -> asio::awaitable<int> {
+      co_await sleep_for(1ms);
+      co_return 4;
+    }());
+    try
+    {
+      co_await arc::cleanup([]() -> asio::awaitable<void> {
+        co_await sleep_for(1ms);
+        throw std::runtime_error("flush failed");
+      }());
+    }
+    catch (const std::runtime_error& e)
+    {
+      what = e.what();
+    }
+  }());
+  EXPECT_EQ(v, 4);
+  EXPECT_EQ(what, "flush failed");
+}
+
+TEST(cancel_guard, cleanup_outside_an_arc_task_throws_not_in_task)
+{
+  asio::io_context ctx;
+  error_code code;
+  asio::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        try
+        {
+          co_await arc::cleanup(sleep_for(1ms));
+        }
+        catch (const boost::system::system_error& e)
+        {
+          code = e.code();
+        }
+      },
+      asio::detached);
+  ctx.run();
+  EXPECT_EQ(code, arc::error::not_in_task);
+}
+
+TEST(cancel_guard, a_guard_inside_a_shield_absorbs_for_the_shields_own_work)
+{
+  asio::io_context ctx;
+  flush_log log;
+  std::size_t body_requests = 0;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    co_await arc::shield([&]() -> asio::awaitable<void> {
+      // Inside the shield, this_task is the shield's work.
+      const std::vector<arc::cancel_reason> more{arc::reason::user("x")};
+      co_await arc::cleanup(flush(arc::this_task::source(), more, &log));
+      body_requests = arc::this_task::requests();
+    }());
+  }());
+  EXPECT_TRUE(log.finished);
+  EXPECT_EQ(body_requests, 1u);
+}
+
+// --- The slot-level guard ------------------------------------------------------------------
+
+TEST(cancel_guard, the_slot_level_guard_absorbs_then_escalates_the_nth_request_with_its_reason)
+{
+  asio::io_context ctx;
+  arc::cancellation_signal upstream;
+  arc::cancel_guard guard(arc::escalate::after(2));
+  guard.attach(upstream.slot());
+  asio::steady_timer t(ctx, 1h);
+  error_code ec;
+  bool done = false;
+  arc::cancel_reason why;
+  t.async_wait(asio::bind_cancellation_slot(guard.slot(), [&](error_code e) {
+    ec = e;
+    done = true;
+  }));
+  const auto R = arc::reason::user("again");
+  asio::post(ctx, [&] {
+    upstream.emit(arc::reason::user("once"), asio::cancellation_type::terminal);
+    EXPECT_EQ(guard.absorbed(), 1u);
+    EXPECT_FALSE(guard.passed());
+    upstream.emit(R, asio::cancellation_type::terminal);
+    why = guard.slot().reason();
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_TRUE(guard.passed());
+  EXPECT_EQ(guard.absorbed(), 1u);
+  EXPECT_EQ(why.kind(), arc::reason_kind::escalated);
+  EXPECT_EQ(why.cause(), R);
+}
+
+TEST(cancel_guard, the_slot_level_guard_takes_requests_from_a_plain_asio_slot_and_force)
+{
+  asio::io_context ctx;
+  asio::cancellation_signal upstream;
+  arc::cancel_guard guard; // escalate::never
+  guard.attach(upstream.slot());
+  asio::steady_timer t(ctx, 1h);
+  error_code ec;
+  bool done = false;
+  t.async_wait(asio::bind_cancellation_slot(guard.slot(), [&](error_code e) {
+    ec = e;
+    done = true;
+  }));
+  asio::post(ctx, [&] {
+    upstream.emit(asio::cancellation_type::terminal);
+    upstream.emit(asio::cancellation_type::total);
+    EXPECT_EQ(guard.absorbed(), 2u);
+    EXPECT_FALSE(guard.request(asio::cancellation_type::partial));
+    EXPECT_TRUE(guard.request(asio::cancellation_type::terminal | arc::force, arc::reason::user("forced")));
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_EQ(guard.absorbed(), 3u);
+  EXPECT_EQ(guard.slot().reason().message(), "forced");
+}
+
+// --- S7: uncancel ------------------------------------------------------------------------
+
+TEST(cancel_guard, s7_uncancel_after_catching_makes_an_enclosing_with_timeout_behave_as_if_nothing_happened)
+{
+  asio::io_context ctx;
+  std::size_t after_uncancel = 99;
+  bool cancelled_after = true;
+  int result = 0;
+  std::exception_ptr task_result = std::make_exception_ptr(0);
+  bool done = false;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        result = co_await arc::with_timeout(1h, [&]() -> asio::awaitable<int> {
+          auto self = arc::this_task::source();
+          asio::post(co_await asio::this_coro::executor, [self]() mutable { self.cancel(arc::reason::user("oops")); });
+          if (co_await wait_until_cancelled())
+          {
+            co_await asio::this_coro::reset_cancellation_state();
+            after_uncancel = arc::this_task::uncancel();
+            cancelled_after = arc::this_task::cancelled();
+          }
+          co_await sleep_for(1ms); // runs: nothing is pending
+          co_return 11;
+        }());
+      },
+      [&](std::exception_ptr e) {
+        task_result = e;
+        done = true;
+      });
+  run_until(ctx, [&] { return done; });
+  EXPECT_EQ(after_uncancel, 0u);
+  EXPECT_FALSE(cancelled_after);
+  EXPECT_EQ(result, 11);
+  EXPECT_FALSE(task_result) << "the task completes as if never cancelled";
+}
+
+TEST(cancel_guard, uncancel_before_delivery_withdraws_the_request_and_a_later_cancel_still_gets_through)
+{
+  asio::io_context ctx;
+  const auto R = arc::reason::user("withdrawn");
+  bool slept = false, later_threw = false;
+  std::vector<arc::cancel_reason> history;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    auto self = arc::this_task::source();
+    self.cancel(R); // not delivered: the body runs
+    EXPECT_EQ(arc::this_task::uncancel(), 0u);
+    EXPECT_EQ(arc::this_task::requests(), 0u);
+    EXPECT_FALSE(arc::this_task::reason());
+    co_await sleep_for(1ms);
+    slept = true;
+    asio::post(ctx, [self]() mutable { self.cancel(arc::reason::user("later")); });
+    try
+    {
+      co_await sleep_for(1h);
+    }
+    catch (const boost::system::system_error&)
+    {
+      later_threw = true;
+    }
+    history = self.history();
+  }());
+  EXPECT_TRUE(slept);
+  EXPECT_TRUE(later_threw);
+  ASSERT_EQ(history.size(), 2u) << "history keeps the withdrawn request";
+  EXPECT_EQ(history[0], R);
+}
+
+TEST(cancel_guard, uncancel_below_zero_and_outside_a_task_throw_clear_errors)
+{
+  asio::io_context ctx;
+  error_code below, outside;
+  arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+    try
+    {
+      arc::this_task::uncancel();
+    }
+    catch (const boost::system::system_error& e)
+    {
+      below = e.code();
+    }
+    co_return;
+  }());
+  try
+  {
+    arc::this_task::uncancel();
+  }
+  catch (const boost::system::system_error& e)
+  {
+    outside = e.code();
+  }
+  EXPECT_EQ(below, arc::error::not_cancelled);
+  EXPECT_EQ(outside, arc::error::not_in_task);
+}
