@@ -12,7 +12,10 @@
 #include "test_util.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -458,4 +461,273 @@ TEST(cancel_guard, uncancel_below_zero_and_outside_a_task_throw_clear_errors)
   }
   EXPECT_EQ(below, arc::error::not_cancelled);
   EXPECT_EQ(outside, arc::error::not_in_task);
+}
+
+// --- cancel_and_wait ------------------------------------------------------------------------
+
+namespace {
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(arc::cancel_and_wait(
+                                 std::declval<const arc::task_handle<int>&>(), arc::cancel_reason(),
+                                 asio::deferred))>,
+    void(std::exception_ptr)>);
+
+// The outcome of cancel_and_wait through a callback, run to completion.
+template <typename T>
+std::exception_ptr cancel_and_wait_now(asio::io_context& ctx, const arc::task_handle<T>& h,
+    const arc::cancel_reason& r, bool* inline_call = nullptr)
+{
+  std::exception_ptr out = std::make_exception_ptr(0);
+  bool done = false, returned = false;
+  arc::cancel_and_wait(h, r, [&](std::exception_ptr e) {
+    out = e;
+    done = true;
+    if (inline_call)
+      *inline_call = !returned;
+  });
+  returned = true;
+  run_until(ctx, [&] { return done; });
+  return out;
+}
+
+error_code code_of(const std::exception_ptr& e)
+{
+  try
+  {
+    std::rethrow_exception(e);
+  }
+  catch (const boost::system::system_error& x)
+  {
+    return x.code();
+  }
+  catch (...)
+  {
+    return asio::error::fault;
+  }
+}
+
+asio::awaitable<int> swallow_cancellation()
+{
+  try
+  {
+    co_await sleep_for(1h);
+  }
+  catch (const boost::system::system_error&)
+  {
+  }
+  co_return 1;
+}
+
+asio::awaitable<void> fail_when_cancelled()
+{
+  try
+  {
+    co_await sleep_for(1h);
+  }
+  catch (const boost::system::system_error&)
+  {
+  }
+  throw std::runtime_error("cleanup failed");
+}
+
+} // namespace
+
+TEST(cancel_guard, cancel_and_wait_completes_normally_when_the_target_ended_cancelled)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn(sleep_for(1h));
+  const auto R = arc::reason::user("stop");
+  EXPECT_FALSE(cancel_and_wait_now(ctx, h, R));
+  EXPECT_TRUE(h.done());
+  EXPECT_TRUE(h.ended_cancelled());
+  EXPECT_EQ(h.info().reason, R);
+}
+
+TEST(cancel_guard, cancel_and_wait_reports_cancel_ignored_when_the_target_swallowed_it)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn(swallow_cancellation());
+  EXPECT_EQ(code_of(cancel_and_wait_now(ctx, h, arc::reason::user("stop"))), arc::error::cancel_ignored);
+  EXPECT_FALSE(h.ended_cancelled());
+}
+
+TEST(cancel_guard, cancel_and_wait_passes_on_the_exception_of_a_target_that_failed)
+{
+  asio::io_context ctx;
+  int errors = 0;
+  arc::persistent_task_group g(ctx, {.on_error = [&](std::exception_ptr, const arc::task_info&) { ++errors; }});
+  auto h = g.spawn(fail_when_cancelled());
+  std::exception_ptr e = cancel_and_wait_now(ctx, h, arc::reason::user("stop"));
+  ASSERT_TRUE(e);
+  EXPECT_THROW(std::rethrow_exception(e), std::runtime_error);
+  EXPECT_EQ(errors, 1);
+}
+
+TEST(cancel_guard, cancel_and_wait_on_a_finished_target_completes_posted_with_already_finished)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn(sleep_for(1ms));
+  run_until(ctx, [&] { return h.done(); });
+  bool inline_call = true;
+  EXPECT_EQ(code_of(cancel_and_wait_now(ctx, h, arc::reason::user("late"), &inline_call)),
+      arc::error::already_finished);
+  EXPECT_FALSE(inline_call);
+  EXPECT_FALSE(h.cancelled()) << "nothing was cancelled";
+}
+
+TEST(cancel_guard, cancel_and_wait_completes_with_the_callers_own_cancellation)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn(swallow_cancellation()); // takes no notice: runs on
+  arc::cancel_source caller(ctx);
+  const auto C = arc::reason::user("caller gone");
+  // The target ignores its cancel for an hour; the caller is cancelled meanwhile.
+  auto stubborn = g.spawn([]() -> asio::awaitable<void> {
+    for (;;)
+    {
+      try
+      {
+        co_await sleep_for(1h);
+      }
+      catch (const boost::system::system_error&)
+      {
+      }
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+  });
+  std::exception_ptr out;
+  bool done = false;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        try
+        {
+          co_await arc::cancel_and_wait(stubborn, arc::reason::user("stop"), asio::use_awaitable);
+        }
+        catch (...)
+        {
+          out = std::current_exception();
+        }
+        done = true;
+      },
+      arc::bind_cancel(caller, asio::detached));
+  asio::post(ctx, [&] { caller.cancel(C); });
+  run_until(ctx, [&] { return done; });
+  ASSERT_TRUE(out);
+  try
+  {
+    std::rethrow_exception(out);
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+    EXPECT_EQ(e.reason(), C);
+  }
+  EXPECT_FALSE(stubborn.done()) << "the waiting stopped; the target runs on";
+  EXPECT_TRUE(stubborn.cancelled());
+  g.cancel(arc::reason::user("end"), asio::cancellation_type::terminal | arc::force);
+  static_cast<void>(h);
+}
+
+TEST(cancel_guard, cancel_and_wait_does_not_report_cancel_ignored_for_a_target_ending_in_its_defer_shield)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn([]() -> asio::awaitable<int> {
+    co_return co_await arc::shield(
+        []() -> asio::awaitable<int> {
+          co_await sleep_for(20ms);
+          co_return 5;
+        }());
+  });
+  // Once the child is inside its shield.
+  asio::steady_timer t(ctx, 5ms);
+  std::exception_ptr out = std::make_exception_ptr(0);
+  bool done = false;
+  t.async_wait([&](error_code) {
+    arc::cancel_and_wait(h, arc::reason::user("stop"), [&](std::exception_ptr e) {
+      out = e;
+      done = true;
+    });
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_FALSE(out) << "the child did what its shield promised";
+  EXPECT_TRUE(h.ended_cancelled());
+}
+
+TEST(cancel_guard, cancel_and_wait_through_every_token_kind)
+{
+  {
+    asio::io_context ctx;
+    arc::persistent_task_group g(ctx);
+    auto h = g.spawn(sleep_for(1h));
+    auto f = arc::cancel_and_wait(h, arc::reason::user("f"), asio::use_future);
+    ctx.run();
+    EXPECT_NO_THROW(f.get());
+  }
+  {
+    asio::io_context ctx;
+    arc::persistent_task_group g(ctx);
+    auto h = g.spawn(sleep_for(1h));
+    std::exception_ptr out = std::make_exception_ptr(0);
+    arc::cancel_and_wait(h, arc::reason::user("d"), asio::deferred)([&](std::exception_ptr e) { out = e; });
+    ctx.run();
+    EXPECT_FALSE(out);
+  }
+  {
+    asio::io_context ctx;
+    arc::persistent_task_group g(ctx);
+    auto h = g.spawn(swallow_cancellation());
+    error_code code;
+    arc_test::run_task(ctx, [&]() -> asio::awaitable<void> {
+      auto [e] = co_await arc::cancel_and_wait(h, arc::reason::user("t"), asio::as_tuple(asio::use_awaitable));
+      code = code_of(e);
+    }());
+    EXPECT_EQ(code, arc::error::cancel_ignored);
+  }
+}
+
+// --- task_handle::uncancel ----------------------------------------------------------------
+
+TEST(cancel_guard, a_handle_uncancels_its_child_from_outside_before_delivery)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  bool finished = false;
+  auto h = g.spawn([&]() -> asio::awaitable<void> {
+    co_await sleep_for(5ms);
+    finished = true;
+  });
+  // Cancel and withdraw before the child has run once: nothing is delivered.
+  EXPECT_TRUE(h.cancel(arc::reason::user("oops")));
+  EXPECT_EQ(h.uncancel(), 0u);
+  EXPECT_FALSE(h.cancelled());
+  run_until(ctx, [&] { return h.done(); });
+  EXPECT_TRUE(finished);
+  EXPECT_FALSE(h.ended_cancelled());
+  error_code below, after;
+  try
+  {
+    h.uncancel();
+  }
+  catch (const boost::system::system_error& e)
+  {
+    after = e.code();
+  }
+  EXPECT_EQ(after, arc::error::already_finished);
+  auto h2 = g.spawn(sleep_for(1h));
+  try
+  {
+    h2.uncancel();
+  }
+  catch (const boost::system::system_error& e)
+  {
+    below = e.code();
+  }
+  EXPECT_EQ(below, arc::error::not_cancelled);
+  h2.cancel();
+  ctx.run();
 }

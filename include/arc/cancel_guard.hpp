@@ -6,12 +6,16 @@
 #include <arc/cancellation_signal.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
+#include <arc/persistent_task_group.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <source_location>
 
 namespace arc {
@@ -160,6 +164,39 @@ template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> cleanup(boost::asio::awaitable<T, Executor> work,
     escalation_policy policy = escalate::never,
     std::source_location where = std::source_location::current());
+
+/// The completion signature of cancel_and_wait.
+using cancel_and_wait_signature = void(std::exception_ptr);
+
+/// Cancel a group's child with @p reason and wait until it has ended (aiotools' cancel_and_wait).
+/**
+ * @param target  the child.
+ * @param reason  why; the child records it as itself.
+ * @param token   completion token.
+ *
+ * @par Completion Signature
+ * @code void(std::exception_ptr) @endcode
+ * - null: the child ended by its cancellation, or completed while a shield
+ *   or cleanup still held it back (it did what it promised);
+ * - system_error(arc::error::cancel_ignored): it swallowed the cancellation
+ *   and completed normally;
+ * - the child's own exception: it failed;
+ * - system_error(arc::error::already_finished): it had completed before the
+ *   call (nothing was cancelled); posted, never inline;
+ * - cancelled_error(boost::asio::error::operation_aborted, the caller's
+ *   reason): the caller was cancelled meanwhile.
+ *
+ * @par Per-Operation Cancellation
+ * Terminal, partial and total: stops the waiting only; the child stays
+ * cancelled.
+ *
+ * @throws boost::system::system_error(invalid_argument) for an empty handle.
+ */
+template <typename T,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken =
+        boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
+auto cancel_and_wait(const task_handle<T>& target, cancel_reason reason,
+    CompletionToken&& token = boost::asio::default_completion_token_t<boost::asio::any_io_executor>());
 
 namespace this_task {
 

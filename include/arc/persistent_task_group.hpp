@@ -258,8 +258,26 @@ public:
   /// True once the child has completed.
   bool done() const noexcept;
 
-  /// True once the child has been asked to cancel.
+  /// True once the child has been asked to cancel (and not uncancelled since).
   bool cancelled() const noexcept;
+
+  /// Withdraw one cancellation request from the child (CPython's task.uncancel()).
+  /**
+   * As this_task::uncancel(), from outside: returns the requests left; at
+   * zero the child no longer counts as cancelled, and a request not yet
+   * delivered to it is withdrawn.
+   * @throws boost::system::system_error(arc::error::not_cancelled) if none is
+   *         left, (arc::error::already_finished) once the child has completed.
+   */
+  std::size_t uncancel() const;
+
+  /// True if the child has completed because of a cancellation.
+  /**
+   * It ended with its cancellation (an exception that is a cancellation), or
+   * it completed while a cancellation was still held back by a defer-shield
+   * or a cleanup it was in (it did what its shield promised).
+   */
+  bool ended_cancelled() const noexcept;
 
   /// The child's id, name, spawn site, age, status and first reason.
   task_info info() const;

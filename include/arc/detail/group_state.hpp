@@ -158,6 +158,10 @@ public:
   // read anywhere).
   std::atomic<bool> escalated_{false};
 
+  // Set at completion: the child ended by its cancellation, or with one
+  // still held back by a shield or cleanup (task_handle::ended_cancelled).
+  std::atomic<bool> ended_cancelled_{false};
+
   // Guarded by the group's mutex: the group's list of live children.
   group_child* prev_ = nullptr;
   group_child* next_ = nullptr;
@@ -348,6 +352,7 @@ std::exception_ptr group_child::complete(task_state& t, std::exception_ptr& e, c
   const bool failed = e && !(cancelled && is_cancellation_exception(e));
   if (e && cancelled && !failed)
     e = std::make_exception_ptr(cancelled_error(t.first_reason()));
+  ended_cancelled_.store(cancelled && (e ? !failed : t.ended_with_held_request()), std::memory_order_release);
   error_ = e;
   if constexpr (sizeof...(Args) == 1)
     if (keep_result_)

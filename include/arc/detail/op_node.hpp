@@ -136,6 +136,7 @@ public:
       }
       calling_ = true;
       caller_ = std::this_thread::get_id();
+      ++deliveries_;
       lock.unlock();
       struct end_call
       {
@@ -310,11 +311,11 @@ public:
     pending_ = asio::cancellation_type::none;
     delivered_ = asio::cancellation_type::none;
   }
-  // True if a request is recorded but not yet delivered (held by a shield).
-  bool has_pending() noexcept
+  // How many times the handler has been called.
+  std::size_t deliveries() noexcept
   {
     std::lock_guard lock(lock_);
-    return armed_ && pending_requests_ != 0;
+    return deliveries_;
   }
 
   source_state* source() const noexcept { return source_; }
@@ -376,6 +377,7 @@ private:
   bool open_ = false;
   bool calling_ = false;
   unsigned holds_ = 0;
+  std::size_t deliveries_ = 0;
   std::size_t pending_requests_ = 0;
   asio::cancellation_type_t pending_ = asio::cancellation_type::none;
   asio::cancellation_type_t delivered_ = asio::cancellation_type::none;

@@ -115,6 +115,17 @@ public:
   // this_task::name()). The record outlives the coroutine.
   group_child* group_child_ = nullptr;
 
+  // A shield or cleanup let go of the gate with a request pending: the
+  // gate's delivery count then, plus one (0: none). If the task completes
+  // before that request is delivered, it ended with its cancellation held
+  // back, not ignored (task_handle::ended_cancelled). Touched only by the
+  // task's own code.
+  std::size_t held_back_mark_ = 0;
+  bool ended_with_held_request() noexcept
+  {
+    return held_back_mark_ != 0 && gate_.deliveries() + 1 == held_back_mark_;
+  }
+
 protected:
   task_state(std::size_t history_limit, task_state* owner) noexcept;
   ~task_state() override;

@@ -62,7 +62,11 @@ public:
   void release()
   {
     if (task_state* t = std::exchange(task_, nullptr))
-      t->gate_.unhold();
+    {
+      const std::size_t before = t->gate_.deliveries();
+      if (t->gate_.unhold())
+        t->held_back_mark_ = before + 1;
+    }
   }
 
 private:

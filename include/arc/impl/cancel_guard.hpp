@@ -3,6 +3,7 @@
 #define ARC_IMPL_CANCEL_GUARD_HPP
 
 #include <arc/detail/bound_handler.hpp>
+#include <arc/reasoned.hpp>
 #include <arc/detail/task_executor.hpp>
 #include <arc/detail/task_state.hpp>
 #include <arc/detail/work_task.hpp>
@@ -130,6 +131,74 @@ private:
   std::atomic<std::size_t> absorbed_{0};
 };
 
+// cancel_and_wait's handler: classifies how the child ended.
+template <typename Handler, typename T>
+class cancel_wait_completion
+{
+public:
+  using arc_wrapped_handler = Handler;
+
+  template <typename H>
+  cancel_wait_completion(H&& h, task_handle<T> target, bool was_done)
+    : handler_(std::forward<H>(h)), target_(std::move(target)), was_done_(was_done)
+  {
+  }
+
+  template <typename... Args>
+  void operator()(std::exception_ptr e, Args&&...)
+  {
+    std::exception_ptr out;
+    if (was_done_)
+      out = std::make_exception_ptr(
+          boost::system::system_error(make_error_code(error::already_finished), "arc::cancel_and_wait"));
+    else if (!target_.done()) // the wait itself was cancelled
+      out = std::make_exception_ptr(cancelled_error(
+          make_error_code(asio::error::operation_aborted), reason_for_completion(handler_)));
+    else if (target_.ended_cancelled())
+      out = nullptr;
+    else if (!e)
+      out = std::make_exception_ptr(
+          boost::system::system_error(make_error_code(error::cancel_ignored), "arc::cancel_and_wait"));
+    else
+      out = std::move(e);
+    task_handle<T> gone = std::move(target_);
+    std::move(handler_)(std::move(out));
+  }
+
+  Handler handler_;
+
+private:
+  task_handle<T> target_;
+  bool was_done_;
+};
+
+template <typename T>
+class initiate_cancel_and_wait
+{
+public:
+  initiate_cancel_and_wait(task_handle<T> target, cancel_reason r)
+    : target_(std::move(target)), reason_(std::move(r))
+  {
+  }
+
+  template <typename Handler>
+  void operator()(Handler&& h) const
+  {
+    if (!target_)
+      throw boost::system::system_error(
+          make_error_code(boost::system::errc::invalid_argument), "arc::cancel_and_wait");
+    const bool was_done = target_.done();
+    if (!was_done)
+      target_.cancel(reason_);
+    target_.async_wait(cancel_wait_completion<std::decay_t<Handler>, T>(
+        std::forward<Handler>(h), target_, was_done));
+  }
+
+private:
+  task_handle<T> target_;
+  cancel_reason reason_;
+};
+
 template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> run_cleanup(boost::asio::awaitable<T, Executor> work,
     escalation_policy policy, std::source_location where)
@@ -159,6 +228,13 @@ void cancel_guard::attach(CancellationSlot upstream)
 {
   using view = decltype(detail::reason_view(upstream));
   upstream.template emplace<detail::guard_input<view>>(this, detail::reason_view(upstream));
+}
+
+template <typename T, BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
+auto cancel_and_wait(const task_handle<T>& target, cancel_reason reason, CompletionToken&& token)
+{
+  return boost::asio::async_initiate<CompletionToken, cancel_and_wait_signature>(
+      detail::initiate_cancel_and_wait<T>(target, std::move(reason)), token);
 }
 
 template <typename T, typename Executor>

@@ -388,6 +388,27 @@ bool task_handle<T>::cancelled() const noexcept
 }
 
 template <typename T>
+std::size_t task_handle<T>::uncancel() const
+{
+  if (!child_)
+    throw boost::system::system_error(
+        make_error_code(boost::system::errc::invalid_argument), "arc::task_handle::uncancel");
+  if (child_->done())
+    throw boost::system::system_error(make_error_code(error::already_finished), "arc::task_handle::uncancel");
+  detail::task_state* t = child_->task();
+  const std::size_t left = t->uncancel();
+  if (left == 0)
+    t->gate_.withdraw();
+  return left;
+}
+
+template <typename T>
+bool task_handle<T>::ended_cancelled() const noexcept
+{
+  return child_ && child_->done() && child_->ended_cancelled_.load(std::memory_order_acquire);
+}
+
+template <typename T>
 task_info task_handle<T>::info() const
 {
   return child_ ? child_->info() : task_info();
