@@ -383,7 +383,10 @@ TEST(cancel_guard, s7_uncancel_after_catching_makes_an_enclosing_with_timeout_be
       [&]() -> asio::awaitable<void> {
         result = co_await arc::with_timeout(1h, [&]() -> asio::awaitable<int> {
           auto self = arc::this_task::source();
-          asio::post(co_await asio::this_coro::executor, [self]() mutable { self.cancel(arc::reason::user("oops")); });
+          // Not inside the co_await expression: g++ 12 miscompiles a closure
+          // that owns a reference there (doc/design.md).
+          auto ex = co_await asio::this_coro::executor;
+          asio::post(ex, [self]() mutable { self.cancel(arc::reason::user("oops")); });
           if (co_await wait_until_cancelled())
           {
             co_await asio::this_coro::reset_cancellation_state();
