@@ -17,6 +17,7 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -733,4 +734,103 @@ TEST(cancel_guard, a_handle_uncancels_its_child_from_outside_before_delivery)
   EXPECT_EQ(below, arc::error::not_cancelled);
   h2.cancel();
   ctx.run();
+}
+
+// --- arc::guarded ------------------------------------------------------------------------
+
+namespace {
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(std::declval<asio::steady_timer&>().async_wait(
+                                 arc::guarded(arc::escalate::never, asio::deferred)))>,
+    void(error_code)>);
+
+} // namespace
+
+TEST(cancel_guard, guarded_absorbs_requests_through_the_tokens_slot_until_the_nth)
+{
+  asio::io_context ctx;
+  asio::cancellation_signal sig;
+  asio::steady_timer t(ctx, 1h);
+  error_code ec;
+  bool done = false;
+  t.async_wait(arc::guarded(arc::escalate::after(2),
+      asio::bind_cancellation_slot(sig.slot(), [&](error_code e) {
+        ec = e;
+        done = true;
+      })));
+  asio::post(ctx, [&] {
+    sig.emit(asio::cancellation_type::terminal); // absorbed
+    asio::post(ctx, [&] {
+      EXPECT_FALSE(done) << "the first request was absorbed";
+      sig.emit(asio::cancellation_type::terminal); // the second escalates
+    });
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_FALSE(sig.slot().has_handler()) << "the guard left the token's slot on completion";
+}
+
+TEST(cancel_guard, guarded_with_a_time_limit_cancels_the_operation_when_it_passes)
+{
+  asio::io_context ctx;
+  asio::steady_timer t(ctx, 1h);
+  error_code ec;
+  bool done = false;
+  t.async_wait(arc::guarded(arc::escalate::after(10ms), [&](error_code e) {
+    ec = e;
+    done = true;
+  }));
+  run_until(ctx, [&] { return done; });
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+}
+
+TEST(cancel_guard, guarded_in_a_coroutine_lets_a_cancelled_task_finish_its_write_and_escalates_later)
+{
+  asio::io_context ctx;
+  const auto R = arc::reason::user("stop");
+  bool first_finished = false;
+  error_code forced_ec;
+  arc::cancel_source src(ctx);
+  bool done = false;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
+        // The task is cancelled while this guarded wait runs: absorbed.
+        auto [ec1] = co_await t.async_wait(arc::guarded(arc::escalate::never, asio::as_tuple(asio::use_awaitable)));
+        first_finished = !ec1;
+        co_await asio::this_coro::reset_cancellation_state();
+        t.expires_after(1h);
+        auto [ec2] = co_await t.async_wait(arc::guarded(arc::escalate::after(1), asio::as_tuple(asio::use_awaitable)));
+        forced_ec = ec2;
+      },
+      arc::bind_cancel(src, [&](std::exception_ptr) { done = true; }));
+  asio::steady_timer later(ctx, 5ms);
+  later.async_wait([&](error_code) { src.cancel(R); });
+  asio::steady_timer forced(ctx, 40ms);
+  forced.async_wait([&](error_code) { src.cancel(arc::reason::user("again")); });
+  run_until(ctx, [&] { return done; });
+  EXPECT_TRUE(first_finished);
+  EXPECT_EQ(forced_ec, asio::error::operation_aborted);
+}
+
+TEST(cancel_guard, guarded_through_every_token_kind)
+{
+  asio::io_context ctx;
+  asio::steady_timer t1(ctx, 1ms), t2(ctx, 1ms), t3(ctx, 1ms), t4(ctx, 1ms);
+  auto fut = t1.async_wait(arc::guarded(arc::escalate::never, asio::use_future));
+  error_code deferred_ec = asio::error::fault, redirected = asio::error::fault;
+  t2.async_wait(arc::guarded(arc::escalate::never, asio::deferred))([&](error_code e) { deferred_ec = e; });
+  t3.async_wait(arc::guarded(arc::escalate::never, asio::redirect_error(asio::detached, redirected)));
+  error_code awaited = asio::error::fault;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await t4.async_wait(arc::guarded(arc::escalate::never, asio::use_awaitable));
+        awaited = {};
+      },
+      asio::detached);
+  ctx.run();
+  EXPECT_NO_THROW(fut.get());
+  EXPECT_FALSE(deferred_ec);
+  EXPECT_FALSE(redirected);
+  EXPECT_FALSE(awaited);
 }

@@ -131,6 +131,55 @@ private:
   cancellation_signal out_;
 };
 
+/// A completion token adapter: the operation is guarded by an arc::cancel_guard.
+/**
+ * Requests through the token's own slot are absorbed by the guard, which
+ * passes on the policy's escalation (the n-th request, or the time limit,
+ * counted from the initiation, on the handler's executor) and requests made
+ * with arc::force. The completion signature is the wrapped token's.
+ */
+template <typename CompletionToken>
+class guarded_t
+{
+public:
+  template <typename T>
+  guarded_t(escalation_policy policy, T&& token)
+    : policy_(policy), token_(std::forward<T>(token))
+  {
+  }
+
+  /// The policy.
+  const escalation_policy& policy() const noexcept { return policy_; }
+
+  /// @cond INTERNAL
+  escalation_policy policy_;
+  CompletionToken token_;
+  /// @endcond
+};
+
+/// Guard the operation started with @p token: its cancellation requests are absorbed per @p policy.
+/**
+ * @par Example
+ * @code
+ * // A second Ctrl-C does not cut the final write; a third does.
+ * co_await asio::async_write(sock, buf, arc::guarded(arc::escalate::after(2), asio::use_awaitable));
+ * @endcode
+ *
+ * @par Per-Operation Cancellation
+ * What the guard passes on, terminal (or as itself with arc::force).
+ *
+ * Inside an Asio coroutine the requests reach the guard through the
+ * coroutine's cancellation state, whose filters keep only Asio's own type
+ * bits: there a request made with arc::force is absorbed like any other. Use
+ * arc::cleanup, which takes requests from the task's source itself, when
+ * force must get through from inside a coroutine.
+ */
+template <typename CompletionToken>
+guarded_t<std::decay_t<CompletionToken>> guarded(escalation_policy policy, CompletionToken&& token)
+{
+  return {policy, std::forward<CompletionToken>(token)};
+}
+
 /// Run cleanup @p work after a cancellation, so that further requests do not abort it.
 /**
  * The work runs as a task of its own on the caller's executor. While it

@@ -8,13 +8,18 @@
 #include <arc/detail/task_state.hpp>
 #include <arc/detail/work_task.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -42,6 +47,109 @@ inline asio::cancellation_type_t without_force(asio::cancellation_type_t t) noex
   t = t & ~force;
   return t == asio::cancellation_type::none ? asio::cancellation_type::terminal : t;
 }
+
+// --- arc::guarded ---------------------------------------------------------------
+
+// What a guarded operation shares with its handler: the guard, and the timer
+// of a time limit.
+struct guarded_state
+{
+  explicit guarded_state(escalation_policy p) : guard(p) {}
+  cancel_guard guard;
+  std::optional<asio::steady_timer> timer;
+};
+
+// The guarded operation's handler: its slot is the guard's. On completion it
+// lets go of its own slot (the guard's upstream) and of the timer.
+template <typename Handler>
+class guarded_handler
+{
+public:
+  using arc_wrapped_handler = Handler;
+  using cancellation_slot_type = cancellation_slot;
+
+  template <typename H>
+  guarded_handler(H&& h, std::shared_ptr<guarded_state> st, bool attached)
+    : handler_(std::forward<H>(h)), state_(std::move(st)), attached_(attached)
+  {
+  }
+
+  cancellation_slot_type get_cancellation_slot() const noexcept { return state_->guard.slot(); }
+
+  template <typename... Args>
+  void operator()(Args&&... args)
+  {
+    if (attached_)
+      asio::get_associated_cancellation_slot(handler_).clear();
+    if (state_->timer)
+      state_->timer->cancel();
+    std::shared_ptr<guarded_state> keep = std::move(state_);
+    std::move(handler_)(std::forward<Args>(args)...);
+  }
+
+  Handler handler_;
+
+private:
+  std::shared_ptr<guarded_state> state_;
+  bool attached_;
+};
+
+template <typename Initiation>
+class initiate_guarded : public initiation_base<Initiation>
+{
+public:
+  template <typename I>
+  initiate_guarded(I&& init, escalation_policy p)
+    : initiation_base<Initiation>(std::forward<I>(init)), policy_(p)
+  {
+  }
+
+  template <typename Handler, typename... Args>
+  void operator()(Handler&& h, Args&&... args) &&
+  {
+    using handler_type = std::decay_t<Handler>;
+    auto st = std::make_shared<guarded_state>(policy_);
+    auto own = asio::get_associated_cancellation_slot(h);
+    const bool attached = own.is_connected();
+    if (attached)
+      st->guard.attach(own);
+    if (policy_.after_time != std::chrono::steady_clock::duration::max())
+    {
+      auto ex = asio::get_associated_executor(h, emit_fallback_executor());
+      st->timer.emplace(ex, policy_.after_time);
+      st->timer->async_wait([w = std::weak_ptr<guarded_state>(st)](boost::system::error_code ec) {
+        if (auto s = w.lock(); s && !ec)
+          s->guard.escalate(reason::timeout(s->guard.policy().after_time));
+      });
+    }
+    std::move(*this).inner()(
+        guarded_handler<handler_type>(std::forward<Handler>(h), std::move(st), attached),
+        std::forward<Args>(args)...);
+  }
+
+private:
+  asio::any_io_executor emit_fallback_executor() const
+  {
+    if constexpr (requires { this->inner().get_executor(); })
+      return this->inner().get_executor();
+    else
+      return asio::system_executor();
+  }
+
+  escalation_policy policy_;
+};
+
+struct guard_policy
+{
+  template <typename Signature>
+  using signature = Signature;
+
+  template <typename... Signatures, typename Initiation, typename Token>
+  static auto wrap(Initiation&& init, const Token& token)
+  {
+    return initiate_guarded<std::decay_t<Initiation>>(std::forward<Initiation>(init), token.policy_);
+  }
+};
 
 // A cleanup: its work (a task of its own), and the node through which the
 // calling task's requests reach it: linked into the task's source while the
@@ -247,5 +355,11 @@ boost::asio::awaitable<T, Executor> cleanup(boost::asio::awaitable<T, Executor> 
 }
 
 } // namespace arc
+
+template <typename CompletionToken, typename... Signatures>
+struct boost::asio::async_result<arc::guarded_t<CompletionToken>, Signatures...>
+  : arc::detail::adapter_async_result<arc::detail::guard_policy, CompletionToken, Signatures...>
+{
+};
 
 #endif
