@@ -268,7 +268,7 @@ std::size_t source_state::uncancel()
   const std::size_t withdrawn = withdrawn_.load(std::memory_order_relaxed);
   if (made == withdrawn)
     throw boost::system::system_error(make_error_code(error::not_cancelled), "uncancel");
-  withdrawn_.store(withdrawn + 1, std::memory_order_release);
+  withdrawn_.store(static_cast<std::uint32_t>(withdrawn + 1), std::memory_order_release);
   if (made == withdrawn + 1)
     cancelled_.store(false, std::memory_order_release);
   return made - withdrawn - 1;

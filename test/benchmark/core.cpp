@@ -738,6 +738,72 @@ private:
   std::map<std::string, std::string> failed_;
 };
 
+// --- 5. shield and guard, per operation ------------------------------------------------
+//
+// One arc task awaits shield_ops small coroutines, each a post: bare, and
+// each through arc::shield. And shield_ops posts: bare, and each through
+// arc::guarded. The per-operation cost is the time over shield_ops.
+
+constexpr int shield_ops = 1'000;
+
+asio::awaitable<void> one_post()
+{
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+}
+
+template <typename Body>
+void run_in_task(benchmark::State& state, Body body)
+{
+  asio::io_context ctx;
+  for (auto _ : state)
+  {
+    bool done = false;
+    arc::co_spawn(ctx, body(), [&](std::exception_ptr) { done = true; });
+    ctx.run();
+    ctx.restart();
+    if (!done)
+      state.SkipWithError("the task did not finish");
+  }
+}
+
+void BM_asio_shield(benchmark::State& state)
+{
+  run_in_task(state, []() -> asio::awaitable<void> {
+    for (int i = 0; i != shield_ops; ++i)
+      co_await one_post();
+  });
+}
+BENCHMARK(BM_asio_shield);
+
+void BM_arc_shield(benchmark::State& state)
+{
+  run_in_task(state, []() -> asio::awaitable<void> {
+    for (int i = 0; i != shield_ops; ++i)
+      co_await arc::shield(one_post());
+  });
+}
+BENCHMARK(BM_arc_shield);
+
+void BM_asio_guarded(benchmark::State& state)
+{
+  run_in_task(state, []() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    for (int i = 0; i != shield_ops; ++i)
+      co_await asio::post(ex, asio::use_awaitable);
+  });
+}
+BENCHMARK(BM_asio_guarded);
+
+void BM_arc_guarded(benchmark::State& state)
+{
+  run_in_task(state, []() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    for (int i = 0; i != shield_ops; ++i)
+      co_await asio::post(ex, arc::guarded(arc::escalate::never, asio::use_awaitable));
+  });
+}
+BENCHMARK(BM_arc_guarded);
+
 struct pair_spec
 {
   const char* key;   // BM_asio_<key> and BM_arc_<key>
@@ -761,6 +827,8 @@ constexpr pair_spec pairs[] = {
   {"group_spawn", "group spawn(empty) + run vs co_spawn(detached)", 1.10, 1},
   {"pool_group_shutdown", "group shutdown, 1e4 on a 4-thread pool, per task", 1.10,
       static_cast<double>(pool_tasks)},
+  {"shield", "co_await shield(x) vs co_await x, per op", 1.10, static_cast<double>(shield_ops)},
+  {"guarded", "a guarded post vs the bare post, per op", 1.10, static_cast<double>(shield_ops)},
 };
 
 // Live heap bytes per sleeping task: @p n tasks spawned, each waiting on its

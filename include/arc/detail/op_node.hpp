@@ -11,6 +11,7 @@
 #include <boost/asio/recycling_allocator.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <concepts>
 #include <mutex>
 #include <thread>
@@ -136,7 +137,7 @@ public:
       }
       calling_ = true;
       caller_ = std::this_thread::get_id();
-      ++deliveries_;
+      delivered_since_hold_ = true;
       lock.unlock();
       struct end_call
       {
@@ -281,6 +282,7 @@ public:
     std::lock_guard lock(lock_);
     ++holds_;
     open_ = false;
+    delivered_since_hold_ = false;
   }
   // Let go of one hold; at the last, deliver what is pending, posted, as
   // open() does, if @p deliver (not while the task's frame is being
@@ -311,11 +313,11 @@ public:
     pending_ = asio::cancellation_type::none;
     delivered_ = asio::cancellation_type::none;
   }
-  // How many times the handler has been called.
-  std::size_t deliveries() noexcept
+  // True if the handler has been called since the last hold().
+  bool delivered_since_hold() noexcept
   {
     std::lock_guard lock(lock_);
-    return deliveries_;
+    return delivered_since_hold_;
   }
 
   source_state* source() const noexcept { return source_; }
@@ -376,8 +378,8 @@ private:
   bool armed_ = true;
   bool open_ = false;
   bool calling_ = false;
-  unsigned holds_ = 0;
-  std::size_t deliveries_ = 0;
+  bool delivered_since_hold_ = false;
+  std::uint16_t holds_ = 0; // shields and cleanups holding the gate; they nest shallowly
   std::size_t pending_requests_ = 0;
   asio::cancellation_type_t pending_ = asio::cancellation_type::none;
   asio::cancellation_type_t delivered_ = asio::cancellation_type::none;

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <source_location>
@@ -214,8 +215,8 @@ private:
   // See the locking protocol above.
   mutable spin_lock mutex_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<std::uint32_t> withdrawn_{0}; // by uncancel(); beside the flag: no padding lost
   std::atomic<std::size_t> requests_{0};
-  std::atomic<std::size_t> withdrawn_{0}; // by uncancel()
   asio::cancellation_type_t types_ = asio::cancellation_type::none;
   asio::cancellation_type_t first_type_ = asio::cancellation_type::none;
   cancel_reason reason_;

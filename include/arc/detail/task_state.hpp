@@ -105,6 +105,9 @@ public:
   // Set when the task has completed: an executor captured inside it no
   // longer makes its code part of the task.
   std::atomic<bool> finished_{false};
+  // A shield or cleanup let go of the gate with a request pending. Touched
+  // only by the task's own code.
+  bool held_back_ = false;
 
   // Compares an executor with this task's own, without knowing its type:
   // set by arc::co_spawn.
@@ -115,15 +118,12 @@ public:
   // this_task::name()). The record outlives the coroutine.
   group_child* group_child_ = nullptr;
 
-  // A shield or cleanup let go of the gate with a request pending: the
-  // gate's delivery count then, plus one (0: none). If the task completes
-  // before that request is delivered, it ended with its cancellation held
-  // back, not ignored (task_handle::ended_cancelled). Touched only by the
-  // task's own code.
-  std::size_t held_back_mark_ = 0;
+  // True if the task's last shield or cleanup let go of the gate with a
+  // request pending and the gate has not delivered since: the task ended with
+  // its cancellation held back, not ignored (task_handle::ended_cancelled).
   bool ended_with_held_request() noexcept
   {
-    return held_back_mark_ != 0 && gate_.deliveries() + 1 == held_back_mark_;
+    return held_back_ && !gate_.delivered_since_hold();
   }
 
 protected:

@@ -62,11 +62,7 @@ public:
   void release()
   {
     if (task_state* t = std::exchange(task_, nullptr))
-    {
-      const std::size_t before = t->gate_.deliveries();
-      if (t->gate_.unhold())
-        t->held_back_mark_ = before + 1;
-    }
+      t->held_back_ = t->gate_.unhold();
   }
 
 private:
