@@ -1,4 +1,4 @@
-// 04_why_it_stopped: ask an operation why it stopped, give a source a
+// 06_why_it_stopped: ask an operation why it stopped, give a source a
 // deadline, and wait for a source without binding an operation to it.
 //
 // - arc::use_awaitable throws arc::cancelled_error, which carries the reason;
