@@ -312,6 +312,9 @@ asio::awaitable<shutdown_outcome> run_context_shutdown(registry_core_ptr core,
 {
   const auto start = std::chrono::steady_clock::now();
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  // The shields running now are reported even if they end before the
+  // groups do (a child inside its shield keeps its group waiting).
+  std::vector<shield_ref> seen = core->shields();
   auto st = start_all(groups, ex, r, opts);
   // An empty reason: this wait itself was cancelled.
   const cancel_reason ended = co_await st->done.async_wait(asio::use_awaitable);
@@ -324,7 +327,6 @@ asio::awaitable<shutdown_outcome> run_context_shutdown(registry_core_ptr core,
   }
   shutdown_outcome out = st->result(r);
   // Then the shields, each bounded by its own deadline and all by force_after.
-  std::vector<shield_ref> seen;
   const bool waited = co_await wait_for_shields(core, start + opts.force_after, seen);
   add_shields(out, seen, start);
   if (!waited)
@@ -346,6 +348,7 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
 
   const auto start = std::chrono::steady_clock::now();
   const cancel_reason r = reason::signal(first, where);
+  std::vector<shield_ref> seen = core->shields();
   const std::vector<group_ref_ptr> groups = core->groups();
   auto st = start_all(groups, ex, r, opts);
   int received = 1;
@@ -360,7 +363,6 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
       // The groups are done; then the shields, which signals do not force:
       // a third signal gives up on them too.
       shutdown_outcome out = st->result(r);
-      std::vector<shield_ref> seen;
       bool waited = true;
       for (;;)
       {

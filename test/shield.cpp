@@ -534,6 +534,35 @@ TEST(shield, a_context_shutdown_waits_for_a_shield_to_finish_and_lists_it)
   EXPECT_TRUE(report.complete());
 }
 
+TEST(shield, a_context_shutdown_lists_a_shield_a_group_child_was_in_when_it_began)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.name = "orders"});
+  bool committed = false;
+  g.spawn([&]() -> asio::awaitable<void> {
+    co_await arc::shield(sleep_then_set(40ms, &committed), {.name = "order 7"});
+  });
+  error_code ec = asio::error::fault;
+  arc::shutdown_report report;
+  bool done = false;
+  asio::steady_timer later(ctx, 5ms);
+  later.async_wait([&](error_code) {
+    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), {.grace = 1s, .force_after = 10s},
+        [&](error_code e, arc::shutdown_report r) {
+          ec = e;
+          report = std::move(r);
+          done = true;
+        });
+  });
+  run_until(ctx, [&] { return done; });
+  EXPECT_TRUE(committed);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(report.finished, 1u) << "the child, which waited for its shield";
+  ASSERT_EQ(report.shields.size(), 1u) << "the shield ended before the group did, and is listed";
+  EXPECT_EQ(report.shields[0].name, "order 7");
+  EXPECT_EQ(report.shields[0].status, arc::shield_status::done);
+}
+
 TEST(shield, a_context_shutdown_sees_a_hanging_shield_forced_at_its_deadline)
 {
   asio::io_context ctx;
