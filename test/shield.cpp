@@ -84,6 +84,31 @@ asio::awaitable<void> sleep_then_throw(std::chrono::milliseconds d, const char* 
   throw std::runtime_error(what);
 }
 
+// A context's shutdown, started when @p after has passed, run to its end.
+struct context_shutdown
+{
+  error_code ec = asio::error::fault;
+  arc::shutdown_report report;
+};
+
+context_shutdown shut_down(asio::io_context& ctx, arc::shutdown_options opts,
+    std::chrono::milliseconds after = 0ms)
+{
+  context_shutdown out;
+  bool done = false;
+  asio::steady_timer later(ctx, after);
+  later.async_wait([&](error_code) {
+    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), opts,
+        [&](error_code e, arc::shutdown_report r) {
+          out.ec = e;
+          out.report = std::move(r);
+          done = true;
+        });
+  });
+  run_until(ctx, [&] { return done; });
+  return out;
+}
+
 // Awaits a 1 h timer through arc::use_awaitable: the next cancellation point.
 asio::awaitable<void> next_cancellation_point(after_shield& seen)
 {
@@ -542,19 +567,7 @@ TEST(shield, a_context_shutdown_lists_a_shield_a_group_child_was_in_when_it_bega
   g.spawn([&]() -> asio::awaitable<void> {
     co_await arc::shield(sleep_then_set(40ms, &committed), {.name = "order 7"});
   });
-  error_code ec = asio::error::fault;
-  arc::shutdown_report report;
-  bool done = false;
-  asio::steady_timer later(ctx, 5ms);
-  later.async_wait([&](error_code) {
-    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), {.grace = 1s, .force_after = 10s},
-        [&](error_code e, arc::shutdown_report r) {
-          ec = e;
-          report = std::move(r);
-          done = true;
-        });
-  });
-  run_until(ctx, [&] { return done; });
+  auto [ec, report] = shut_down(ctx, {.grace = 1s, .force_after = 10s}, 5ms);
   EXPECT_TRUE(committed);
   EXPECT_FALSE(ec);
   EXPECT_EQ(report.finished, 1u) << "the child, which waited for its shield";
@@ -579,18 +592,7 @@ TEST(shield, a_context_shutdown_sees_a_hanging_shield_forced_at_its_deadline)
         }
       },
       asio::detached);
-  error_code ec = asio::error::fault;
-  arc::shutdown_report report;
-  bool done = false;
-  asio::post(ctx, [&] {
-    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), {.grace = 1s, .force_after = 10s},
-        [&](error_code e, arc::shutdown_report r) {
-          ec = e;
-          report = std::move(r);
-          done = true;
-        });
-  });
-  run_until(ctx, [&] { return done; });
+  auto [ec, report] = shut_down(ctx, {.grace = 1s, .force_after = 10s});
   EXPECT_FALSE(ec);
   EXPECT_EQ(shield_code, arc::error::shield_deadline_exceeded);
   ASSERT_EQ(report.shields.size(), 1u);
@@ -606,18 +608,7 @@ TEST(shield, a_shield_without_a_deadline_is_bounded_by_force_after_and_reported_
 {
   asio::io_context ctx;
   arc::co_spawn(ctx, arc::shield(sleep_for(300ms), {.name = "slow"}), asio::detached);
-  error_code ec;
-  arc::shutdown_report report;
-  bool done = false;
-  asio::post(ctx, [&] {
-    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), {.grace = 10ms, .force_after = 30ms},
-        [&](error_code e, arc::shutdown_report r) {
-          ec = e;
-          report = std::move(r);
-          done = true;
-        });
-  });
-  run_until(ctx, [&] { return done; });
+  auto [ec, report] = shut_down(ctx, {.grace = 10ms, .force_after = 30ms});
   EXPECT_EQ(ec, arc::error::shutdown_incomplete);
   ASSERT_EQ(report.shields.size(), 1u);
   EXPECT_EQ(report.shields[0].status, arc::shield_status::running);
