@@ -1,6 +1,7 @@
 // 03_http_server: an HTTP/1.1 server that shuts down gracefully and says why.
 //
-//   03_http_server [--port N] [--grace MS] [--threads N] [--deadline MS] [--demo]
+//   03_http_server [--port N] [--grace MS] [--threads N] [--deadline MS]
+//                  [--commit MS] [--commit-deadline MS] [--demo]
 //
 // - Every connection is a child of the group "connections"; the accept loop
 //   is the one child of "listener".
@@ -10,6 +11,15 @@
 //   GET /slow?ms=N    sleeps N ms, then answers.
 //   GET /stream       sends a chunk every 100 ms until the request's deadline
 //                     or the shutdown, then a last chunk that says which.
+//   POST /orders      commits the order inside arc::shield (a simulated write
+//                     of --commit ms, 300 by default; `?hang=1` never ends):
+//                     neither a client that disconnects nor the shutdown can
+//                     cut it short, and its deadline (--commit-deadline, 1000
+//                     ms) forces one that hangs (a 500).
+// - Every response goes out through arc::guarded(escalate::after(2)): once
+//   the server is stopping, the escalation (after the grace, or a second
+//   signal) does not cut the final write; one more request (a third signal)
+//   does.
 // - On SIGINT or SIGTERM (arc::shutdown_on_signals): stop accepting, close
 //   idle connections at once, let every response already started finish
 //   within the grace, and answer it with `Connection: close` and the reason.
@@ -34,6 +44,7 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -64,6 +75,8 @@ struct config
   ms grace{5000};
   ms deadline{5000}; // per request
   unsigned threads = 1;
+  ms commit{300};            // the simulated write of an order
+  ms commit_deadline{1000};  // its shield's deadline
   bool demo = false;
 };
 
@@ -131,10 +144,48 @@ asio::awaitable<void> stream_ticks(beast::tcp_stream& stream,
 
 // Answer one request: the response to send, or none if the endpoint sent it
 // itself (the stream).
-asio::awaitable<std::optional<response>> answer(beast::tcp_stream& stream,
-    const http::request<http::string_body>& req, ms deadline)
+// The simulated write of an order to the database.
+asio::awaitable<void> commit_order(int id, ms takes)
 {
+  asio::steady_timer write(co_await asio::this_coro::executor, takes);
+  co_await write.async_wait(asio::use_awaitable);
+  log("order ", id, ": written");
+}
+
+// POST /orders: the commit runs inside a shield, so that whatever cancels the
+// connection (its client gone, the server stopping) waits for it.
+asio::awaitable<response> place_order(const http::request<http::string_body>& req, const config& cfg)
+{
+  static std::atomic<int> next_id{0};
+  const int id = ++next_id;
+  const bool hang = req.target().find("hang=1") != std::string_view::npos;
+  const std::string name = "order " + std::to_string(id);
+  try
+  {
+    co_await arc::shield(commit_order(id, hang ? ms(std::chrono::hours(1)) : cfg.commit),
+        {.deadline = cfg.commit_deadline, .name = name});
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    if (e.code() != arc::error::shield_deadline_exceeded)
+      throw;
+    log(name, ": commit forced at its deadline: ", e.reason());
+    co_return reply(req, http::status::internal_server_error, name + ": the commit did not finish in time\n");
+  }
+  if (arc::this_task::cancelled())
+    log(name, ": committed, although the connection was cancelled meanwhile: ", arc::this_task::reason());
+  else
+    log(name, ": committed");
+  co_return reply(req, http::status::created, name + " committed\n");
+}
+
+asio::awaitable<std::optional<response>> answer(beast::tcp_stream& stream,
+    const http::request<http::string_body>& req, const config& cfg)
+{
+  const ms deadline = cfg.deadline;
   const std::string_view target = req.target();
+  if (req.method() == http::verb::post && target.starts_with("/orders"))
+    co_return co_await place_order(req, cfg);
   if (target == "/")
     co_return reply(req, http::status::ok, "hello\n");
   if (target.starts_with("/slow?ms="))
@@ -160,7 +211,7 @@ asio::awaitable<std::optional<response>> answer(beast::tcp_stream& stream,
   co_return reply(req, http::status::not_found, "no such page\n");
 }
 
-asio::awaitable<void> serve(tcp::socket socket, ms deadline)
+asio::awaitable<void> serve(tcp::socket socket, const config& cfg)
 {
   const arc::cancel_source self = arc::this_task::source();
   const std::string_view name = arc::this_task::name();
@@ -190,7 +241,7 @@ asio::awaitable<void> serve(tcp::socket socket, ms deadline)
     // Busy: from here to the end of the response only an escalation gets in.
     const std::string what = std::string(req.method_string()) + " " + std::string(req.target());
     log(name, ": ", what, " started");
-    std::optional<response> res = co_await answer(stream, req, deadline);
+    std::optional<response> res = co_await answer(stream, req, cfg);
     const bool stopping = self.cancelled();
     const bool closing = stopping || !req.keep_alive();
     if (res)
@@ -198,7 +249,11 @@ asio::awaitable<void> serve(tcp::socket socket, ms deadline)
       res->keep_alive(!closing);
       if (stopping)
         res->set("X-Closing", to_string(self.reason().root()));
-      if (auto [wec, wn] = co_await http::async_write(stream, *res, use_tuple); wec)
+      // The final write: a second request once stopping (the escalation)
+      // is absorbed, a third gets through.
+      if (auto [wec, wn] = co_await http::async_write(stream, *res,
+              arc::guarded(arc::escalate::after(2), use_tuple));
+          wec)
       {
         log(name, ": ", what, " not sent: ", wec.message());
         co_return;
@@ -216,12 +271,12 @@ asio::awaitable<void> serve(tcp::socket socket, ms deadline)
 }
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, arc::group_ref connections,
-    asio::io_context& ctx, bool strands, ms deadline)
+    asio::io_context& ctx, const config& cfg)
 {
   for (;;)
   {
     // On a multi-threaded context each connection runs on a strand of its own.
-    const asio::any_io_executor ex = strands ? asio::any_io_executor(asio::make_strand(ctx))
+    const asio::any_io_executor ex = cfg.threads > 1 ? asio::any_io_executor(asio::make_strand(ctx))
                                              : asio::any_io_executor(ctx.get_executor());
     auto [ec, socket] = co_await acceptor.async_accept(ex, use_tuple);
     if (ec)
@@ -234,7 +289,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, arc::group_ref connec
     name << "conn " << peer;
     try
     {
-      connections.spawn(serve(std::move(socket), deadline),
+      connections.spawn(serve(std::move(socket), cfg),
           arc::spawn_options{.name = name.str(), .executor = ex});
     }
     catch (const boost::system::system_error& e) // arc::error::group_closed
@@ -244,12 +299,17 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, arc::group_ref connec
   }
 }
 
-// --demo: three clients, then SIGTERM.
-asio::awaitable<void> demo_client(unsigned short port, std::string target, bool keep)
+// --demo: four clients, then SIGTERM.
+asio::awaitable<void> demo_client(unsigned short port, http::verb verb, std::string target, bool keep)
 {
   beast::tcp_stream s(co_await asio::this_coro::executor);
   co_await s.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), use_tuple);
-  http::request<http::string_body> req(http::verb::get, target, 11);
+  http::request<http::string_body> req(verb, target, 11);
+  if (verb == http::verb::post)
+  {
+    req.body() = "2 books";
+    req.prepare_payload();
+  }
   req.keep_alive(keep);
   co_await http::async_write(s, req, use_tuple);
   beast::flat_buffer b;
@@ -276,10 +336,11 @@ asio::awaitable<void> demo_client(unsigned short port, std::string target, bool 
 asio::awaitable<void> demo(unsigned short port)
 {
   auto ex = co_await asio::this_coro::executor;
-  log("demo: GET / (then idle), GET /slow?ms=300, GET /stream; SIGTERM after 250 ms");
-  arc::co_spawn(ex, demo_client(port, "/", true), asio::detached);
-  arc::co_spawn(ex, demo_client(port, "/slow?ms=300", true), asio::detached);
-  arc::co_spawn(ex, demo_client(port, "/stream", true), asio::detached);
+  log("demo: GET / (then idle), GET /slow?ms=300, GET /stream, POST /orders; SIGTERM after 250 ms");
+  arc::co_spawn(ex, demo_client(port, http::verb::get, "/", true), asio::detached);
+  arc::co_spawn(ex, demo_client(port, http::verb::get, "/slow?ms=300", true), asio::detached);
+  arc::co_spawn(ex, demo_client(port, http::verb::get, "/stream", true), asio::detached);
+  arc::co_spawn(ex, demo_client(port, http::verb::post, "/orders", true), asio::detached);
   asio::steady_timer t(ex, 250ms);
   co_await t.async_wait(use_tuple);
   std::raise(SIGTERM);
@@ -302,6 +363,10 @@ config parse(int argc, char** argv)
       c.grace = ms(value());
     else if (a == "--deadline")
       c.deadline = ms(value());
+    else if (a == "--commit")
+      c.commit = ms(value());
+    else if (a == "--commit-deadline")
+      c.commit_deadline = ms(value());
     else if (a == "--threads")
       c.threads = static_cast<unsigned>(std::max(1, value()));
     else if (a == "--demo")
@@ -327,7 +392,7 @@ try
 
   arc::persistent_task_group listener(ctx, {.name = "listener"});
   arc::persistent_task_group connections(ctx, {.name = "connections"});
-  listener.spawn(accept_loop(acceptor, connections, ctx, cfg.threads > 1, cfg.deadline),
+  listener.spawn(accept_loop(acceptor, connections, ctx, cfg),
       arc::spawn_options{.name = "accept :" + std::to_string(port)});
 
   int status = 1;

@@ -65,6 +65,12 @@ void destroy_reason(reason_rep* rep) noexcept
   }
 }
 
+std::string_view base_name(std::string_view file) noexcept
+{
+  const auto slash = file.find_last_of("/\\");
+  return slash == std::string_view::npos ? file : file.substr(slash + 1);
+}
+
 } // namespace detail
 
 std::string_view to_string(reason_kind k) noexcept
@@ -175,12 +181,6 @@ std::string_view short_function(std::string_view f) noexcept
   return space == std::string_view::npos ? f : f.substr(space + 1);
 }
 
-std::string_view base_name(std::string_view file) noexcept
-{
-  const auto slash = file.find_last_of("/\\");
-  return slash == std::string_view::npos ? file : file.substr(slash + 1);
-}
-
 void append_hop(std::string& out, const cancel_reason& r)
 {
   out += to_string(r.kind());
@@ -226,7 +226,7 @@ void append_hop(std::string& out, const cancel_reason& r)
   if (loc.line() != 0)
   {
     out += " at ";
-    out += base_name(loc.file_name());
+    out += detail::base_name(loc.file_name());
     out += ':';
     out += std::to_string(loc.line());
     if (auto fn = short_function(loc.function_name()); !fn.empty())

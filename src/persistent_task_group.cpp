@@ -1,5 +1,6 @@
 // arc: Asio Reasoned Cancellation
 #include <arc/persistent_task_group.hpp>
+#include <arc/detail/reason_rep.hpp>
 #include <arc/detail/registry_core.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -669,7 +670,7 @@ std::ostream& operator<<(std::ostream& os, const shield_info& info)
   };
   std::ostringstream line;
   line << "shield " << (info.name.empty() ? "(unnamed)" : info.name) << " #" << info.id << " ("
-       << info.where.file_name() << ':' << info.where.line() << "), age " << ms(info.age) << " ms";
+       << detail::base_name(info.where.file_name()) << ':' << info.where.line() << "), age " << ms(info.age) << " ms";
   if (info.detached)
     line << ", detached";
   if (info.deadline != std::chrono::steady_clock::time_point::max() && info.status == shield_status::running)
@@ -700,7 +701,7 @@ std::ostream& operator<<(std::ostream& os, const task_info& info)
 {
   std::ostringstream line;
   line << info.group << '/' << (info.name.empty() ? "(unnamed)" : info.name) << " #" << info.id
-       << " (" << info.where.file_name() << ':' << info.where.line() << "), age "
+       << " (" << detail::base_name(info.where.file_name()) << ':' << info.where.line() << "), age "
        << std::chrono::duration_cast<std::chrono::milliseconds>(info.age).count() << " ms, "
        << to_string(info.status);
   if (info.reason)

@@ -395,7 +395,10 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
         g->escalate();
       continue;
     }
-    // A third: give up waiting.
+    // A third: cancel what still runs once more (a guard counting requests
+    // sees it), and give up waiting.
+    for (const group_ref_ptr& g : groups)
+      g->escalate();
     st->stop.cancel(reason::signal(std::get<1>(std::get<1>(which))));
     co_return gave_up(groups, r);
   }

@@ -117,8 +117,10 @@ auto async_shutdown(ExecutionContext& ctx, cancel_reason reason, shutdown_option
  * - The first signal n starts async_shutdown(ctx, reason::signal(n), opts);
  *   the reason's where() is @p where, the call to shutdown_on_signals.
  * - A second signal escalates at once, as the grace's end would.
- * - A third signal, or force_after, gives up waiting: the report names the
- *   stragglers and `ec` is arc::error::shutdown_incomplete.
+ * - A third signal cancels what still runs once more, as escalated (so that
+ *   a guard counting requests, arc::escalate::after(2), lets it through), and
+ *   gives up waiting; so does force_after, without the extra request. The
+ *   report names the stragglers and `ec` is arc::error::shutdown_incomplete.
  *
  * @par Completion Signature
  * @code void(boost::system::error_code, arc::shutdown_report) @endcode

@@ -193,6 +193,15 @@ struct client
     http::write(socket, req);
   }
 
+  void post(const std::string& target, const std::string& body)
+  {
+    http::request<http::string_body> req(http::verb::post, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(socket, req);
+  }
+
   // The next response; ec is set if the connection ended before a whole one.
   http::response<http::string_body> receive(beast::error_code& ec)
   {
@@ -326,4 +335,56 @@ TEST(http_server, a_second_signal_escalates_at_once)
   EXPECT_TRUE(ec) << "no response: the connection was cut";
   EXPECT_EQ(server.wait_exit(), 0);
   EXPECT_NE(server.output().find("1 escalated"), std::string::npos) << server.output();
+}
+
+TEST(http_server, sigterm_while_an_order_commits_waits_for_the_commit_and_reports_its_shield)
+{
+  server_process server({"--port", "0", "--commit", "400"});
+  client c(server.port());
+  c.post("/orders", "2 books");
+  server.wait_for("POST /orders started");
+  server.signal(SIGTERM);
+  beast::error_code ec;
+  auto res = c.receive(ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result(), http::status::created);
+  EXPECT_EQ(res.body(), "order 1 committed\n");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_EQ(server.wait_exit(), 0);
+  const std::string out = server.output();
+  EXPECT_NE(out.find("order 1: committed, although the connection was cancelled meanwhile: parent <- signal 15"),
+      std::string::npos) << out;
+  EXPECT_NE(out.find("shield order 1 #1 (03_http_server.cpp:"), std::string::npos) << out;
+  EXPECT_NE(out.find(", done\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 shield (0 still running)"), std::string::npos) << out;
+}
+
+TEST(http_server, a_commit_that_hangs_is_forced_at_its_deadline_and_the_report_says_so)
+{
+  server_process server({"--port", "0", "--commit-deadline", "300"});
+  client c(server.port());
+  c.post("/orders?hang=1", "1 lamp");
+  server.wait_for("POST /orders?hang=1 started");
+  server.signal(SIGTERM);
+  beast::error_code ec;
+  auto res = c.receive(ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result(), http::status::internal_server_error);
+  EXPECT_EQ(server.wait_exit(), 0);
+  const std::string out = server.output();
+  EXPECT_NE(out.find("order 1: commit forced at its deadline: shield_deadline"), std::string::npos) << out;
+  EXPECT_NE(out.find("done, forced at its deadline"), std::string::npos) << out;
+}
+
+TEST(http_server, an_order_commits_although_its_client_disconnects)
+{
+  server_process server({"--port", "0", "--commit", "200"});
+  {
+    client c(server.port());
+    c.post("/orders", "3 chairs");
+    server.wait_for("POST /orders started");
+  } // the client is gone
+  server.wait_for("order 1: committed");
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(), 0);
 }

@@ -8,8 +8,13 @@
 #include <any>
 #include <atomic>
 #include <string>
+#include <string_view>
 
 namespace arc::detail {
+
+// The file name without its directories, as reasons and reports print it.
+std::string_view base_name(std::string_view file) noexcept;
+
 
 // The shared, immutable body of a cancel_reason. Only refs_ ever changes.
 struct reason_rep
