@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -190,7 +191,9 @@ asio::awaitable<std::optional<response>> answer(beast::tcp_stream& stream,
     co_return reply(req, http::status::ok, "hello\n");
   if (target.starts_with("/slow?ms="))
   {
-    const int sleep_ms = std::atoi(target.data() + 9);
+    // A string_view into the request: not NUL-terminated, so no atoi.
+    int sleep_ms = 0;
+    std::from_chars(target.data() + 9, target.data() + target.size(), sleep_ms);
     asio::steady_timer work(stream.get_executor(), ms(sleep_ms));
     auto [ec] = co_await work.async_wait(arc::cancel_after(deadline, use_tuple));
     if (ec == arc::error::timed_out)

@@ -90,6 +90,25 @@ void task_state::deliver_posted()
     std::rethrow_exception(error);
 }
 
+void task_state::drop_queued() noexcept
+{
+  std::uintptr_t s = state_.load(std::memory_order_acquire);
+  // Held: the holder delivers the queue when it lets go.
+  while ((s & ~held_bit) != 0 && !(s & held_bit))
+    if (state_.compare_exchange_weak(s, 0, std::memory_order_acquire, std::memory_order_relaxed))
+    {
+      auto* list = reinterpret_cast<op_node*>(s);
+      while (list)
+      {
+        op_node* n = list;
+        list = n->serial_next_;
+        n->serial_queued_.store(false, std::memory_order_release);
+        n->release();
+      }
+      return;
+    }
+}
+
 void task_state::release_and_deliver(std::exception_ptr& error) noexcept
 {
   for (;;)

@@ -834,3 +834,4 @@ TEST(cancel_guard, guarded_through_every_token_kind)
   EXPECT_FALSE(redirected);
   EXPECT_FALSE(awaited);
 }
+

@@ -916,6 +916,29 @@ TEST(persistent_task_group, destroying_the_context_with_live_children_leaks_noth
 
 // --- Executors ------------------------------------------------------------------------------------
 
+TEST(persistent_task_group, destroying_the_group_then_its_context_with_live_children_leaks_nothing)
+{
+  // The usual declaration order: the context first, so the group goes first.
+  // The group's cancel queues an emit on each child, and the context is
+  // destroyed before anything delivers it: the queue's references used to
+  // keep each task alive (LSan and valgrind check that nothing is left).
+  auto started = std::make_shared<bool>(false);
+  std::weak_ptr<bool> frame_alive = started;
+  {
+    asio::io_context ctx;
+    arc::persistent_task_group g(ctx);
+    g.spawn([started]() -> asio::awaitable<void> {
+      *started = true;
+      co_await sleeper();
+    }); // started
+    ctx.run_for(2ms);
+    g.spawn(sleeper()); // never started
+    EXPECT_TRUE(*started);
+    started.reset();
+  }
+  EXPECT_TRUE(frame_alive.expired()) << "the started child's frame was destroyed";
+}
+
 TEST(persistent_task_group, children_run_on_a_strand_executor)
 {
   asio::io_context ctx;

@@ -100,6 +100,11 @@ public:
   // queue; if held, the holder delivers it when it lets go.
   void deliver_posted();
 
+  // The posted delivery was destroyed without running (its io_context is
+  // being destroyed): let go of the queued nodes without delivering, or the
+  // queue's references (queue -> gate -> task) would keep the task alive.
+  void drop_queued() noexcept;
+
   task_gate gate_;
   std::atomic<bool> started_{false};
   // Set when the task has completed: an executor captured inside it no
@@ -154,6 +159,28 @@ inline void task_gate::schedule(bool never_inline)
   static_cast<task_state*>(source())->submit(this, never_inline);
 }
 
+// submit()'s posted half. Destroyed without running (the io_context is
+// destroyed first), it drops the task's queue.
+struct posted_delivery
+{
+  ref_ptr<task_state> self;
+  bool ran = false;
+
+  posted_delivery(ref_ptr<task_state> t) noexcept : self(std::move(t)) {}
+  posted_delivery(posted_delivery&& o) noexcept : self(std::move(o.self)), ran(o.ran) {}
+  posted_delivery& operator=(posted_delivery&&) = delete;
+  ~posted_delivery()
+  {
+    if (self && !ran)
+      self->drop_queued();
+  }
+  void operator()()
+  {
+    ran = true;
+    self->deliver_posted();
+  }
+};
+
 // A task on an executor of type Executor (the one under its task executor),
 // kept with its type: posting to it and asking whether this thread runs it
 // cost what they cost on Executor, and a task over an io_context holds one
@@ -190,7 +217,7 @@ public:
   {
     const bool may_run_here = !never_inline && held_task() != this && running_here(ex_);
     if (submit_or_queue(n, may_run_here))
-      asio::post(ex_, [self = ref_ptr<task_state>(this)] { self->deliver_posted(); });
+      asio::post(ex_, posted_delivery{ref_ptr<task_state>(this)});
   }
 
 private:
