@@ -14,6 +14,7 @@
 #include <arc/reasoned.hpp>
 #include <arc/registry.hpp>
 #include <arc/shield.hpp>
+#include <arc/shield_executor.hpp>
 #include <arc/shutdown_report.hpp>
 #include <arc/task_info.hpp>
 

@@ -36,6 +36,7 @@ public:
     case error::shutdown_incomplete: return "shutdown incomplete: tasks still running";
     case error::not_cancelled: return "not cancelled: no request left to withdraw";
     case error::already_finished: return "the target had already finished";
+    case error::context_destroyed: return "the executor's execution context has been destroyed";
     }
     return "unknown arc error";
   }

@@ -669,8 +669,11 @@ std::ostream& operator<<(std::ostream& os, const shield_info& info)
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
   std::ostringstream line;
-  line << "shield " << (info.name.empty() ? "(unnamed)" : info.name) << " #" << info.id << " ("
-       << detail::base_name(info.where.file_name()) << ':' << info.where.line() << "), age " << ms(info.age) << " ms";
+  line << (info.executor ? "shield executor " : "shield ") << (info.name.empty() ? "(unnamed)" : info.name)
+       << " #" << info.id << " (" << detail::base_name(info.where.file_name()) << ':' << info.where.line()
+       << "), age " << ms(info.age) << " ms";
+  if (info.executor)
+    line << ", " << info.pending << " pending";
   if (info.detached)
     line << ", detached";
   if (info.deadline != std::chrono::steady_clock::time_point::max() && info.status == shield_status::running)

@@ -90,6 +90,34 @@ void registry_core::detach() noexcept
     gone.swap(groups_);
     shields_gone.swap(shields_);
   }
+  gone_.store(true, std::memory_order_release);
+}
+
+std::uint64_t registry_core::add_scope(shield_scope* s)
+{
+  std::lock_guard lock(mutex_);
+  scopes_.push_back(s);
+  return ++next_shield_id_;
+}
+
+void registry_core::remove_scope(shield_scope* s) noexcept
+{
+  std::lock_guard lock(mutex_);
+  auto it = std::find(scopes_.begin(), scopes_.end(), s);
+  if (it != scopes_.end())
+    scopes_.erase(it);
+}
+
+std::vector<shield_scope_ref> registry_core::busy_scopes() const
+{
+  std::vector<shield_scope_ref> out;
+  std::lock_guard lock(mutex_);
+  out.reserve(scopes_.size()); // nothing throws once a reference is taken
+  for (shield_scope* s : scopes_)
+    // A scope whose last reference is going is removing itself: skip it.
+    if (s->pending() != 0 && s->try_add_ref())
+      out.push_back(shield_scope_ref::adopt(s));
+  return out;
 }
 
 std::uint64_t registry_core::add_shield(shield_record* s)
@@ -264,24 +292,51 @@ shutdown_outcome gave_up(const std::vector<group_ref_ptr>& groups, const cancel_
 
 namespace {
 
-// Wait until no shield on the context runs, or until @p until. Every shield
-// seen running is added to @p seen (the caller's, so that what was seen
-// survives this wait being cancelled by a race). Returns false if the wait
-// itself was cancelled.
+// The shields a context's shutdown has seen running: shielded awaitables and
+// shield executors with work pending.
+struct shields_seen
+{
+  std::vector<shield_ref> records;
+  std::vector<shield_scope_ref> scopes;
+
+  template <typename Ref>
+  static void note(std::vector<Ref>& seen, const std::vector<Ref>& live)
+  {
+    for (const Ref& s : live)
+      if (std::none_of(seen.begin(), seen.end(), [&](const Ref& x) { return x.get() == s.get(); }))
+        seen.push_back(s);
+  }
+
+  static shields_seen now(const registry_core& core)
+  {
+    return {core.shields(), core.busy_scopes()};
+  }
+};
+
+// Wait until no shield on the context runs and no shield executor has work
+// pending, or until @p until. Every shield seen running is added to @p seen
+// (the caller's, so that what was seen survives this wait being cancelled by
+// a race). Returns false if the wait itself was cancelled.
 asio::awaitable<bool> wait_for_shields(registry_core_ptr core,
-    std::chrono::steady_clock::time_point until, std::vector<shield_ref>& seen)
+    std::chrono::steady_clock::time_point until, shields_seen& seen)
 {
   using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(co_await asio::this_coro::executor, until);
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex, until);
   for (;;)
   {
     const std::vector<shield_ref> live = core->shields();
-    for (const shield_ref& s : live)
-      if (std::none_of(seen.begin(), seen.end(), [&](const shield_ref& x) { return x.get() == s.get(); }))
-        seen.push_back(s);
-    if (live.empty())
+    shields_seen::note(seen.records, live);
+    const std::vector<shield_scope_ref> busy = core->busy_scopes();
+    shields_seen::note(seen.scopes, busy);
+    cancel_source next(ex);
+    if (!live.empty())
+      next = live.front()->done();
+    else if (!busy.empty())
+      busy.front()->when_idle(next);
+    else
       co_return true;
-    auto which = co_await (live.front()->done().async_wait(asio::use_awaitable)
+    auto which = co_await (next.async_wait(asio::use_awaitable)
         || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (which.index() == 0 && !std::get<0>(which))
       co_return false; // this wait was cancelled
@@ -292,15 +347,18 @@ asio::awaitable<bool> wait_for_shields(registry_core_ptr core,
 
 // The shields part of a context's report: each one seen, as it is now. A
 // shield still running makes the shutdown incomplete.
-void add_shields(shutdown_outcome& out, const std::vector<shield_ref>& seen,
+void add_shields(shutdown_outcome& out, const shields_seen& seen,
     std::chrono::steady_clock::time_point start)
 {
-  for (const shield_ref& s : seen)
-  {
-    out.report.shields.push_back(s->info());
-    if (out.report.shields.back().status == shield_status::running && !out.ec)
+  const auto add = [&](shield_info i) {
+    if (i.status == shield_status::running && !out.ec)
       out.ec = make_error_code(error::shutdown_incomplete);
-  }
+    out.report.shields.push_back(std::move(i));
+  };
+  for (const shield_ref& s : seen.records)
+    add(s->info());
+  for (const shield_scope_ref& s : seen.scopes)
+    add(s->info());
   out.report.elapsed = std::max<std::chrono::steady_clock::duration>(out.report.elapsed,
       std::chrono::steady_clock::now() - start);
 }
@@ -314,7 +372,7 @@ asio::awaitable<shutdown_outcome> run_context_shutdown(registry_core_ptr core,
   const asio::any_io_executor ex = co_await asio::this_coro::executor;
   // The shields running now are reported even if they end before the
   // groups do (a child inside its shield keeps its group waiting).
-  std::vector<shield_ref> seen = core->shields();
+  shields_seen seen = shields_seen::now(*core);
   auto st = start_all(groups, ex, r, opts);
   // An empty reason: this wait itself was cancelled.
   const cancel_reason ended = co_await st->done.async_wait(asio::use_awaitable);
@@ -348,7 +406,7 @@ asio::awaitable<shutdown_outcome> run_signal_shutdown(registry_core_ptr core,
 
   const auto start = std::chrono::steady_clock::now();
   const cancel_reason r = reason::signal(first, where);
-  std::vector<shield_ref> seen = core->shields();
+  shields_seen seen = shields_seen::now(*core);
   const std::vector<group_ref_ptr> groups = core->groups();
   auto st = start_all(groups, ex, r, opts);
   int received = 1;
@@ -448,6 +506,8 @@ std::vector<shield_info> registry::shields() const
 {
   std::vector<shield_info> out;
   for (const detail::shield_ref& s : core_->shields())
+    out.push_back(s->info());
+  for (const detail::shield_scope_ref& s : core_->busy_scopes())
     out.push_back(s->info());
   return out;
 }

@@ -10,6 +10,24 @@
 
 namespace arc::detail {
 
+namespace {
+
+// The reasons of arc's internal completion events: made once (a reason is an
+// immutable, shared value), not per shield.
+const cancel_reason& shield_done_reason()
+{
+  static const cancel_reason r = reason::user("shield done");
+  return r;
+}
+
+const cancel_reason& scope_idle_reason()
+{
+  static const cancel_reason r = reason::user("shield executor idle");
+  return r;
+}
+
+} // namespace
+
 shield_record::shield_record(std::string name, std::source_location where,
     std::chrono::steady_clock::time_point deadline,
     std::function<void(std::exception_ptr)> on_done, const asio::any_io_executor& ex)
@@ -72,7 +90,7 @@ void shield_record::finish(std::exception_ptr error, bool abandoned) noexcept
   // Abandoned: whoever waits is being destroyed with the context too.
   if (abandoned)
     return;
-  done_.cancel(reason::user("shield done"));
+  done_.cancel(shield_done_reason());
   if (on_done_)
   {
     try
@@ -99,6 +117,99 @@ void shield_record::leave() noexcept
 void shield_record::report_unobserved(std::exception_ptr e) noexcept
 {
   core_->shield_failed(std::move(e), info());
+}
+
+} // namespace arc::detail
+
+namespace arc::detail {
+
+// --- shield_scope: what a shield executor's copies share ------------------------
+
+ref_ptr<shield_scope> shield_scope::make(std::string name, std::source_location where,
+    std::optional<std::chrono::steady_clock::duration> deadline,
+    std::optional<std::chrono::steady_clock::time_point> deadline_at,
+    const asio::any_io_executor& ex)
+{
+  return ref_ptr<shield_scope>::adopt(
+      new shield_scope(std::move(name), where, deadline, deadline_at, ex));
+}
+
+shield_scope::shield_scope(std::string name, std::source_location where,
+    std::optional<std::chrono::steady_clock::duration> deadline,
+    std::optional<std::chrono::steady_clock::time_point> deadline_at,
+    const asio::any_io_executor& ex)
+  : name_(std::move(name)), where_(where), start_(std::chrono::steady_clock::now()),
+    deadline_(deadline), deadline_at_(deadline_at),
+    core_(registry_core_of(asio::query(ex, asio::execution::context)))
+{
+  id_ = core_->add_scope(this);
+}
+
+shield_scope::~shield_scope()
+{
+  core_->remove_scope(this);
+}
+
+void shield_scope::check_alive() const
+{
+  if (core_->gone())
+    throw boost::system::system_error(make_error_code(error::context_destroyed),
+        "arc::shield_executor::execute");
+}
+
+std::chrono::steady_clock::time_point shield_scope::deadline_from_now() const noexcept
+{
+  auto at = std::chrono::steady_clock::time_point::max();
+  if (deadline_)
+    at = std::chrono::steady_clock::now() + *deadline_;
+  if (deadline_at_)
+    at = std::min(at, *deadline_at_);
+  return at;
+}
+
+shield_info shield_scope::info() const
+{
+  shield_info i;
+  i.id = id_;
+  i.name = name_;
+  i.where = where_;
+  i.age = std::chrono::steady_clock::now() - start_;
+  i.deadline = deadline_at_.value_or(std::chrono::steady_clock::time_point::max());
+  i.pending = pending();
+  i.status = i.pending != 0 ? shield_status::running : shield_status::done;
+  i.executor = true;
+  return i;
+}
+
+void shield_scope::when_idle(cancel_source s)
+{
+  {
+    std::lock_guard lock(mutex_);
+    waiters_.push_back(s);
+    has_waiters_.store(true, std::memory_order_seq_cst);
+    if (pending_.load(std::memory_order_seq_cst) != 0)
+      return; // became_idle() will see has_waiters_ and fire it
+    waiters_.pop_back();
+  }
+  s.cancel(scope_idle_reason());
+}
+
+void shield_scope::became_idle() noexcept
+{
+  // pending_ reached zero: fire the waiters (outside the lock), then drop the
+  // reference that outstanding work held.
+  if (has_waiters_.load(std::memory_order_seq_cst))
+  {
+    std::vector<cancel_source> fire;
+    {
+      std::lock_guard lock(mutex_);
+      fire.swap(waiters_);
+      has_waiters_.store(false, std::memory_order_relaxed);
+    }
+    for (cancel_source& s : fire)
+      s.cancel(scope_idle_reason());
+  }
+  release();
 }
 
 } // namespace arc::detail

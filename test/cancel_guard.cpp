@@ -2,6 +2,7 @@
 // escalation policies, arc::force, the slot-level cancel_guard, and
 // this_task::uncancel (S5-S7).
 #include <arc/cancel_guard.hpp>
+#include <arc/bind_cancel.hpp>
 
 #include <arc/cancel_after.hpp>
 #include <arc/cancel_source.hpp>
@@ -10,6 +11,7 @@
 #include <arc/shield.hpp>
 
 #include "test_util.hpp"
+#include "token_kinds.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -22,12 +24,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <exception>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -694,6 +698,207 @@ TEST(cancel_guard, cancel_and_wait_through_every_token_kind)
   }
 }
 
+TEST(cancel_guard, cancel_and_wait_with_use_promise_completes_on_the_targets_group_executor)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto h = g.spawn(sleep_for(1h));
+  EXPECT_EQ(h.get_executor(), asio::any_io_executor(ctx.get_executor()));
+  auto p = arc::cancel_and_wait(h, arc::reason::user("p"), asio::experimental::use_promise);
+  std::exception_ptr out = std::make_exception_ptr(0);
+  bool called = false;
+  p([&](std::exception_ptr e) {
+    out = e;
+    called = true;
+  });
+  run_until(ctx, [&] { return called; });
+  EXPECT_FALSE(out);
+  EXPECT_TRUE(h.ended_cancelled());
+}
+
+// --- cancel_and_wait over several targets -------------------------------------------------
+
+namespace {
+
+asio::awaitable<void> swallow_cancellation_void()
+{
+  try
+  {
+    co_await sleep_for(1h);
+  }
+  catch (const boost::system::system_error&)
+  {
+  }
+}
+
+// Cancels @p targets with @p r from a task of its own, and returns what it got.
+std::exception_ptr cancel_all_now(asio::io_context& ctx, const std::vector<arc::task_handle<>>& targets,
+    arc::cancel_reason r)
+{
+  std::exception_ptr out = std::make_exception_ptr(0);
+  bool done = false;
+  arc::cancel_and_wait(targets, std::move(r), [&](std::exception_ptr e) {
+    out = e;
+    done = true;
+  });
+  run_until(ctx, [&] { return done; });
+  return out;
+}
+
+} // namespace
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(arc::cancel_and_wait(
+                                 std::declval<const std::vector<arc::task_handle<>>&>(),
+                                 arc::cancel_reason(), asio::deferred))>,
+    void(std::exception_ptr)>);
+
+TEST(cancel_guard, cancel_and_wait_over_several_targets_cancels_them_all_and_waits_for_all)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  const std::vector<arc::task_handle<>> targets{g.spawn(sleep_for(1h)), g.spawn(sleep_for(1h)),
+      g.spawn(sleep_for(1h))};
+  const auto R = arc::reason::user("all of you");
+  EXPECT_FALSE(cancel_all_now(ctx, targets, R));
+  for (const auto& t : targets)
+  {
+    EXPECT_TRUE(t.done());
+    EXPECT_TRUE(t.ended_cancelled());
+    EXPECT_EQ(t.info().reason, R);
+  }
+}
+
+TEST(cancel_guard, cancel_and_wait_over_several_targets_reports_the_first_outcome_in_their_order)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.on_error = [](std::exception_ptr, const arc::task_info&) {}});
+  const std::vector<arc::task_handle<>> targets{
+      g.spawn(sleep_for(1h)), g.spawn(fail_when_cancelled()), g.spawn(swallow_cancellation_void())};
+  std::exception_ptr e = cancel_all_now(ctx, targets, arc::reason::user("stop"));
+  ASSERT_TRUE(e);
+  EXPECT_THROW(std::rethrow_exception(e), std::runtime_error) << "the second target's failure";
+  for (const auto& t : targets)
+    EXPECT_TRUE(t.done()) << "all were waited for";
+
+  const std::vector<arc::task_handle<>> ignoring{
+      g.spawn(sleep_for(1h)), g.spawn(swallow_cancellation_void())};
+  EXPECT_EQ(code_of(cancel_all_now(ctx, ignoring, arc::reason::user("again"))), arc::error::cancel_ignored);
+}
+
+TEST(cancel_guard, cancel_and_wait_over_several_targets_completes_with_the_callers_cancellation)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  const auto stubborn = []() -> asio::awaitable<void> {
+    for (;;)
+    {
+      try
+      {
+        co_await sleep_for(1h);
+      }
+      catch (const boost::system::system_error&)
+      {
+      }
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+  };
+  const std::vector<arc::task_handle<>> targets{g.spawn(stubborn), g.spawn(sleep_for(1h))};
+  arc::cancel_source caller(ctx);
+  const auto C = arc::reason::user("caller gone");
+  std::exception_ptr out;
+  bool done = false;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        try
+        {
+          co_await arc::cancel_and_wait(targets, arc::reason::user("stop"), asio::use_awaitable);
+        }
+        catch (...)
+        {
+          out = std::current_exception();
+        }
+        done = true;
+      },
+      arc::bind_cancel(caller, asio::detached));
+  asio::post(ctx, [&] { caller.cancel(C); });
+  run_until(ctx, [&] { return done; });
+  ASSERT_TRUE(out);
+  try
+  {
+    std::rethrow_exception(out);
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+    EXPECT_EQ(e.reason(), C);
+  }
+  EXPECT_FALSE(targets[0].done()) << "the waiting stopped; the stubborn target runs on";
+  EXPECT_TRUE(targets[0].cancelled());
+  EXPECT_TRUE(targets[1].cancelled());
+}
+
+TEST(cancel_guard, cancel_and_wait_over_no_targets_or_an_empty_handle_throws_and_cancels_nothing)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  auto live = g.spawn(sleep_for(1h));
+  error_code none, empty;
+  try
+  {
+    arc::cancel_and_wait(std::vector<arc::task_handle<>>{}, arc::reason::user("x"), asio::detached);
+  }
+  catch (const boost::system::system_error& e)
+  {
+    none = e.code();
+  }
+  try
+  {
+    arc::cancel_and_wait(std::vector<arc::task_handle<>>{live, arc::task_handle<>()},
+        arc::reason::user("x"), asio::detached);
+  }
+  catch (const boost::system::system_error& e)
+  {
+    empty = e.code();
+  }
+  EXPECT_EQ(none, boost::system::errc::invalid_argument);
+  EXPECT_EQ(empty, boost::system::errc::invalid_argument);
+  EXPECT_FALSE(live.cancelled()) << "nothing was cancelled";
+  live.cancel();
+  ctx.run();
+}
+
+TEST(cancel_guard, cancel_and_wait_over_several_targets_through_use_future_and_use_promise)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx);
+  std::vector<arc::task_handle<>> a{g.spawn(sleep_for(1h)), g.spawn(sleep_for(1h))};
+  std::vector<arc::task_handle<>> b{g.spawn(sleep_for(1h)), g.spawn(sleep_for(1h))};
+  auto fut = arc::cancel_and_wait(a, arc::reason::user("f"), asio::use_future);
+  auto p = arc::cancel_and_wait(b, arc::reason::user("p"), asio::experimental::use_promise);
+  std::exception_ptr promised = std::make_exception_ptr(0);
+  p([&](std::exception_ptr e) { promised = e; });
+  ctx.run();
+  EXPECT_NO_THROW(fut.get());
+  EXPECT_FALSE(promised);
+}
+
+TEST(cancel_guard_concurrency, cancel_and_wait_over_children_on_a_pool_from_a_foreign_thread)
+{
+  asio::thread_pool pool(4);
+  arc::persistent_task_group g(pool.get_executor());
+  std::vector<arc::task_handle<>> targets;
+  for (int i = 0; i != 32; ++i)
+    targets.push_back(g.spawn(sleep_for(1h)));
+  std::promise<std::exception_ptr> got;
+  arc::cancel_and_wait(targets, arc::reason::user("pool"), [&](std::exception_ptr e) { got.set_value(e); });
+  auto fut = got.get_future();
+  ASSERT_EQ(fut.wait_for(arc_test::hang_limit), std::future_status::ready);
+  EXPECT_FALSE(fut.get());
+  for (const auto& t : targets)
+    EXPECT_TRUE(t.ended_cancelled());
+  pool.join();
+}
+
 // --- task_handle::uncancel ----------------------------------------------------------------
 
 TEST(cancel_guard, a_handle_uncancels_its_child_from_outside_before_delivery)
@@ -835,3 +1040,40 @@ TEST(cancel_guard, guarded_through_every_token_kind)
   EXPECT_FALSE(awaited);
 }
 
+
+// --- arc::guarded through every token kind (test/token_kinds.hpp) ------------------------
+
+namespace {
+
+// Guarded with escalate::after(1), its requests coming from the fixture's
+// source: the one request is passed on, escalated.
+struct guarded_from_src
+{
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture& f, Token&& token) const
+  {
+    return arc::guarded(arc::escalate::after(1), arc::bind_cancel(f.src, std::forward<Token>(token)));
+  }
+};
+
+template <typename Kind>
+class guarded_token : public ::testing::Test
+{
+protected:
+  arc_test::token_fixture f;
+};
+
+} // namespace
+
+TYPED_TEST_SUITE(guarded_token, arc_test::all_token_kinds, arc_test::token_kind_name);
+
+TYPED_TEST(guarded_token, the_nth_request_gets_through_as_an_escalation)
+{
+  auto& f = this->f;
+  f.src = arc::cancel_source(f.ctx);
+  const arc_test::observed o = TypeParam::run(f, guarded_from_src{},
+      [&] { f.src.cancel(arc::reason::user("first")); });
+  EXPECT_EQ(o.calls, 1);
+  EXPECT_EQ(o.ec, asio::error::operation_aborted);
+}

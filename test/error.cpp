@@ -39,6 +39,9 @@ const arc::error other_codes[] = {
   arc::error::not_in_task,
   arc::error::no_executor,
   arc::error::shutdown_incomplete,
+  arc::error::not_cancelled,
+  arc::error::already_finished,
+  arc::error::context_destroyed,
 };
 
 } // namespace

@@ -2,14 +2,17 @@
 // context's shutdown, and the edge cases peers pin down (S1-S4).
 #include <arc/shield.hpp>
 
+#include <arc/bind_cancel.hpp>
 #include <arc/cancel_after.hpp>
 #include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
 #include <arc/registry.hpp>
 
 #include "test_util.hpp"
+#include "token_kinds.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -669,4 +672,121 @@ TEST(shield_concurrency, shields_on_a_thread_pool_finish_while_their_tasks_are_c
   pool.join();
   EXPECT_EQ(finished.load(), n);
   EXPECT_EQ(next_threw.load(), n);
+}
+
+// --- arc::shielded, the token form ------------------------------------------------
+
+namespace {
+
+// The operation is shielded, with a 30 ms deadline, from a cancel_source that
+// the request cancels: only the deadline ends the 1 h wait.
+struct shielded_from_src
+{
+  static constexpr bool appends_reason = false;
+  template <typename Token>
+  auto operator()(arc_test::token_fixture& f, Token&& token) const
+  {
+    return arc::shielded(30ms, arc::bind_cancel(f.src, std::forward<Token>(token)));
+  }
+};
+
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(std::declval<asio::steady_timer&>().async_wait(
+                                 arc::shielded(asio::deferred)))>,
+    void(error_code)>);
+static_assert(std::is_same_v<asio::completion_signature_of_t<decltype(std::declval<asio::steady_timer&>().async_wait(
+                                 arc::shielded(10ms, asio::deferred)))>,
+    void(error_code)>);
+
+template <typename Kind>
+class shielded_token : public ::testing::Test
+{
+protected:
+  arc_test::token_fixture f;
+};
+
+} // namespace
+
+TYPED_TEST_SUITE(shielded_token, arc_test::all_token_kinds, arc_test::token_kind_name);
+
+TYPED_TEST(shielded_token, an_outer_request_does_not_abort_it_and_its_deadline_does)
+{
+  auto& f = this->f;
+  f.src = arc::cancel_source(f.ctx);
+  const arc_test::observed o = TypeParam::run(f, shielded_from_src{},
+      [&] { f.src.cancel(arc::reason::user("outer")); });
+  EXPECT_EQ(o.calls, 1);
+  EXPECT_EQ(o.ec, arc::error::shield_deadline_exceeded)
+      << "not operation_aborted: the outer request did not reach it";
+}
+
+TEST(shielded, the_operation_is_listed_and_a_context_shutdown_waits_for_it)
+{
+  asio::io_context ctx;
+  asio::steady_timer timer(ctx, 40ms);
+  error_code got = asio::error::fault;
+  timer.async_wait(arc::shielded([&](error_code e) { got = e; }));
+  const std::vector<arc::shield_info> listed = arc::shields(ctx);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].status, arc::shield_status::running);
+  EXPECT_EQ(std::string(listed[0].where.file_name()).find("shield.cpp") != std::string::npos, true)
+      << "where: the shielded() call";
+  auto [ec, report] = shut_down(ctx, {.grace = 1s, .force_after = 10s});
+  EXPECT_FALSE(got) << "the timer completed normally, before the shutdown did";
+  EXPECT_FALSE(ec);
+  ASSERT_EQ(report.shields.size(), 1u);
+  EXPECT_EQ(report.shields[0].status, arc::shield_status::done);
+  EXPECT_TRUE(arc::shields(ctx).empty());
+}
+
+TEST(shielded, a_cancelled_coroutine_waits_for_its_shielded_operation_to_complete)
+{
+  asio::io_context ctx;
+  arc::persistent_task_group g(ctx, {.name = "writers"});
+  error_code wait_ec = asio::error::fault;
+  bool threw_next = false;
+  g.spawn([&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 40ms);
+    co_await t.async_wait(arc::shielded(asio::redirect_error(asio::use_awaitable, wait_ec)));
+    asio::steady_timer next(co_await asio::this_coro::executor, 1h);
+    try
+    {
+      co_await next.async_wait(asio::use_awaitable);
+    }
+    catch (const boost::system::system_error&)
+    {
+      threw_next = true;
+    }
+  });
+  auto [ec, report] = shut_down(ctx, {.grace = 1s, .force_after = 10s}, 5ms);
+  EXPECT_FALSE(wait_ec) << "the group's cancel did not abort the shielded wait";
+  EXPECT_TRUE(threw_next) << "the cancellation reached the coroutine's next operation";
+  EXPECT_FALSE(ec);
+}
+
+TEST(shielded, a_handler_destroyed_unrun_with_its_context_is_reported_abandoned)
+{
+  std::vector<arc::task_info> abandoned;
+  {
+    asio::io_context ctx;
+    asio::use_service<arc::registry>(ctx).on_abandoned(
+        [&](const arc::task_info& t) { abandoned.push_back(t); });
+    asio::steady_timer timer(ctx, 1h);
+    timer.async_wait(arc::shielded([](error_code) {}));
+    ctx.poll();
+  }
+  ASSERT_EQ(abandoned.size(), 1u);
+  EXPECT_EQ(abandoned[0].group, "(shield)");
+}
+
+TEST(shielded, the_completion_runs_on_the_handlers_executor)
+{
+  asio::io_context ctx;
+  auto strand = asio::make_strand(ctx);
+  asio::steady_timer timer(ctx, 1ms);
+  bool on_strand = false;
+  timer.async_wait(arc::shielded(asio::bind_executor(strand, [&](error_code) {
+    on_strand = strand.running_in_this_thread();
+  })));
+  ctx.run();
+  EXPECT_TRUE(on_strand);
 }

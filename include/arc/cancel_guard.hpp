@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <exception>
 #include <source_location>
+#include <vector>
 
 namespace arc {
 
@@ -245,6 +246,39 @@ template <typename T,
     BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken =
         boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
 auto cancel_and_wait(const task_handle<T>& target, cancel_reason reason,
+    CompletionToken&& token = boost::asio::default_completion_token_t<boost::asio::any_io_executor>());
+
+/// Cancel several children with @p reason and wait until every one has ended.
+/**
+ * Each target is cancelled at once, then waited for, as the single-target
+ * form does.
+ *
+ * @param targets  the children; not empty, no empty handle.
+ * @param reason   why; each child records it as itself.
+ * @param token    completion token.
+ *
+ * @par Completion Signature
+ * @code void(std::exception_ptr) @endcode
+ * Once every target has ended:
+ * - null: every target ended by its cancellation (or in a shield that held
+ *   it back);
+ * - otherwise the first target's outcome, in the order given, that is not
+ *   null, as the single-target form reports it: its own exception,
+ *   arc::error::cancel_ignored, or arc::error::already_finished;
+ * - cancelled_error(boost::asio::error::operation_aborted, the caller's
+ *   reason): the caller was cancelled meanwhile; it completes once each wait
+ *   has stopped, and the targets stay cancelled.
+ *
+ * @par Per-Operation Cancellation
+ * Terminal, partial and total: stops the waiting only.
+ *
+ * @throws boost::system::system_error(invalid_argument) for an empty list or
+ *         an empty handle in it; nothing is cancelled then.
+ */
+template <typename T,
+    BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken =
+        boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
+auto cancel_and_wait(const std::vector<task_handle<T>>& targets, cancel_reason reason,
     CompletionToken&& token = boost::asio::default_completion_token_t<boost::asio::any_io_executor>());
 
 namespace this_task {

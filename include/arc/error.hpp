@@ -40,7 +40,8 @@ enum class error
   no_executor,              ///< The operation needs an executor and none was given.
   shutdown_incomplete,      ///< A shutdown gave up waiting: some tasks still run.
   not_cancelled,            ///< uncancel() with no request left to withdraw.
-  already_finished          ///< The target had finished before it could be cancelled.
+  already_finished,         ///< The target had finished before it could be cancelled.
+  context_destroyed         ///< The executor's execution context has been destroyed.
 };
 
 /// The "arc" error category.

@@ -282,6 +282,13 @@ public:
   /// The child's id, name, spawn site, age, status and first reason.
   task_info info() const;
 
+  /// The executor of the child's group; empty for an empty handle.
+  /**
+   * async_wait and arc::cancel_and_wait complete on it when their handler
+   * has no executor of its own.
+   */
+  boost::asio::any_io_executor get_executor() const noexcept;
+
   /// Wait for the child to complete and receive its result.
   /**
    * Each waiter gets the result (copied, for awaitable<T>): the exception the

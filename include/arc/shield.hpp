@@ -5,6 +5,7 @@
 #include <arc/cancel_reason.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/error.hpp>
+#include <arc/shield_executor.hpp>
 #include <arc/task_info.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -121,6 +122,69 @@ template <typename T, typename Executor, typename DoneHandler>
 boost::asio::awaitable<T, Executor> shield(boost::asio::awaitable<T, Executor> work,
     shield_options opts, DoneHandler&& on_done,
     std::source_location where = std::source_location::current());
+
+/// A completion token adapter: the operation started with it is shielded.
+/**
+ * @see shielded
+ */
+template <typename CompletionToken>
+class shielded_t
+{
+public:
+  template <typename T>
+  shielded_t(std::chrono::steady_clock::time_point deadline, std::source_location where, T&& token)
+    : deadline_(deadline), where_(where), token_(std::forward<T>(token))
+  {
+  }
+
+  /// @cond INTERNAL
+  std::chrono::steady_clock::time_point deadline_;
+  std::source_location where_;
+  CompletionToken token_;
+  /// @endcond
+};
+
+/// Shield the operation started with @p token, for callback-style code.
+/**
+ * The operation is not connected to the token's cancellation slot (nor to a
+ * coroutine's cancellation state, with use_awaitable): cancelling the caller
+ * does not abort it. Until it completes it is a shield like
+ * arc::shield's: listed in arc::shields(ctx), holding outstanding work on its
+ * handler's executor, waited for by `arc::async_shutdown(ctx)` and
+ * `shutdown_on_signals` and listed in their report.
+ *
+ * The completion signature is the wrapped token's.
+ *
+ * @param token  the completion token of the operation to shield.
+ * @param where  where the operation was started, for reports.
+ *
+ * @par Example
+ * @code
+ * // A Ctrl-C during the write does not cut it; the shutdown waits for it.
+ * co_await asio::async_write(sock, buf, arc::shielded(asio::use_awaitable));
+ * @endcode
+ *
+ * @par Per-Operation Cancellation
+ * None from outside. With a deadline (the other overload), the operation is
+ * cancelled, terminal, with reason::shield_deadline when it passes, and an
+ * error_code it then completes with that reads operation_aborted is replaced
+ * by arc::error::shield_deadline_exceeded.
+ *
+ * @par Errors
+ * Throws boost::system::system_error with arc::error::no_executor if
+ * neither the handler nor the operation has an executor to hold work on.
+ */
+template <typename CompletionToken>
+shielded_t<std::decay_t<CompletionToken>> shielded(CompletionToken&& token,
+    std::source_location where = std::source_location::current());
+
+/// Shield the operation started with @p token, up to @p deadline from now.
+/**
+ * @see shielded
+ */
+template <typename CompletionToken>
+shielded_t<std::decay_t<CompletionToken>> shielded(std::chrono::steady_clock::duration deadline,
+    CompletionToken&& token, std::source_location where = std::source_location::current());
 
 /// Every shield on @p ctx whose work is running, in the order they were entered.
 std::vector<shield_info> shields(boost::asio::execution_context& ctx);

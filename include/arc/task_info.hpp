@@ -56,6 +56,11 @@ struct shield_info
   shield_status status = shield_status::running;
   bool forced = false;        ///< Its deadline passed and force-cancelled its work.
   bool detached = false;      ///< shield_policy::detach: nobody awaits it.
+  /// A shield executor (make_shield_executor) rather than one shielded awaitable.
+  bool executor = false;
+  /// For a shield executor: the work outstanding through it (functions not
+  /// yet run, operations whose handlers will run there, tasks spawned on it).
+  std::size_t pending = 0;
 };
 
 /// A group's error handler: the child's exception and what is known of it.
@@ -71,7 +76,8 @@ std::ostream& operator<<(std::ostream& os, const task_info& info);
 const char* to_string(shield_status s) noexcept;
 
 /// One line: `shield name #id (file:line), age 12 ms, deadline in 88 ms, running`;
-/// a forced one ends `done, forced at its deadline`.
+/// a forced one ends `done, forced at its deadline`; a shield executor's reads
+/// `shield executor name #id (file:line), age 12 ms, 3 pending, running`.
 std::ostream& operator<<(std::ostream& os, const shield_info& info);
 
 } // namespace arc

@@ -804,6 +804,42 @@ void BM_arc_guarded(benchmark::State& state)
 }
 BENCHMARK(BM_arc_guarded);
 
+// --- 6. post through a shield executor ---------------------------------------------
+//
+// post_ops trivial functions posted, then run: through the io_context's
+// executor, and through a shield executor around it.
+
+constexpr int post_ops = 1'000;
+
+template <typename Executor>
+void run_posts(benchmark::State& state, asio::io_context& ctx, const Executor& ex)
+{
+  int ran = 0;
+  for (auto _ : state)
+  {
+    for (int i = 0; i != post_ops; ++i)
+      asio::post(ex, [&ran] { ++ran; });
+    ctx.run();
+    ctx.restart();
+  }
+  if (ran != post_ops * static_cast<int>(state.iterations()))
+    state.SkipWithError("not every function ran");
+}
+
+void BM_asio_shield_post(benchmark::State& state)
+{
+  asio::io_context ctx;
+  run_posts(state, ctx, ctx.get_executor());
+}
+BENCHMARK(BM_asio_shield_post);
+
+void BM_arc_shield_post(benchmark::State& state)
+{
+  asio::io_context ctx;
+  run_posts(state, ctx, arc::make_shield_executor(ctx.get_executor()));
+}
+BENCHMARK(BM_arc_shield_post);
+
 struct pair_spec
 {
   const char* key;   // BM_asio_<key> and BM_arc_<key>
@@ -829,6 +865,8 @@ constexpr pair_spec pairs[] = {
       static_cast<double>(pool_tasks)},
   {"shield", "co_await shield(x) vs co_await x, per op", 1.10, static_cast<double>(shield_ops)},
   {"guarded", "a guarded post vs the bare post, per op", 1.10, static_cast<double>(shield_ops)},
+  {"shield_post", "post through a shield executor vs plain, per op", 1.10,
+      static_cast<double>(post_ops)},
 };
 
 // Live heap bytes per sleeping task: @p n tasks spawned, each waiting on its

@@ -5,9 +5,12 @@
 #include <arc/detail/group_state.hpp>
 #include <arc/detail/intrusive.hpp>
 #include <arc/detail/shield_record.hpp>
+#include <arc/detail/shield_scope.hpp>
 #include <arc/task_info.hpp>
 
 #include <boost/asio/execution_context.hpp>
+
+#include <atomic>
 
 #include <cstdint>
 #include <exception>
@@ -48,8 +51,16 @@ public:
   void set_on_shield_error(std::function<void(std::exception_ptr, const shield_info&)> h);
   // A detached shield's work failed and nobody awaits it. Never throws.
   void shield_failed(std::exception_ptr e, const shield_info& info) const noexcept;
-  // The service is gone: forget the groups.
+  // Shield executors: listed from their making to their destruction (weakly:
+  // a scope removes itself as it is destroyed).
+  std::uint64_t add_scope(shield_scope* s);
+  void remove_scope(shield_scope* s) noexcept;
+  // Every scope with work pending, each with a reference.
+  std::vector<shield_scope_ref> busy_scopes() const;
+
+  // The service is gone: forget the groups. From then on gone() is true.
   void detach() noexcept;
+  bool gone() const noexcept { return gone_.load(std::memory_order_acquire); }
 
 private:
   ref_count refs_;
@@ -57,7 +68,9 @@ private:
   std::vector<group_ref_ptr> groups_;
   std::function<void(const task_info&)> on_abandoned_;
   std::vector<shield_ref> shields_;
+  std::vector<shield_scope*> scopes_;
   std::uint64_t next_shield_id_ = 0;
+  std::atomic<bool> gone_{false};
   std::function<void(std::exception_ptr, const shield_info&)> on_shield_error_;
 };
 

@@ -4,6 +4,10 @@
 
 #include <arc/detail/intrusive.hpp>
 #include <arc/detail/task_state.hpp>
+#include <arc/co_spawn.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <exception>
 #include <utility>
@@ -39,6 +43,23 @@ public:
 private:
   ref_ptr<State> s_;
 };
+
+// Start @p work as @p task on @p ex. An io_context's executor (the usual case)
+// is taken out of the any_io_executor first: the task's executor adapter
+// then fits in any_io_executor's small buffer, where around an
+// any_io_executor it is a shared allocation that every copy of the
+// coroutine's executor touches.
+template <typename Handler, typename Awaitable>
+void spawn_work(const asio::any_io_executor& ex, task_ref task, Handler&& h, Awaitable&& work)
+{
+  using io_executor = asio::io_context::executor_type;
+  if (const io_executor* io = ex.target<io_executor>())
+    initiate_co_spawn<io_executor>(*io, std::move(task))(
+        std::forward<Handler>(h), std::forward<Awaitable>(work));
+  else
+    initiate_co_spawn<asio::any_io_executor>(ex, std::move(task))(
+        std::forward<Handler>(h), std::forward<Awaitable>(work));
+}
 
 // Holds a task's gate (its requests stay pending) for the scope of a
 // defer-shield. release() lets go and delivers what is pending; the

@@ -9,20 +9,25 @@
 #include <arc/detail/work_task.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace arc::detail {
 
@@ -108,7 +113,10 @@ public:
   void operator()(Handler&& h, Args&&... args) &&
   {
     using handler_type = std::decay_t<Handler>;
-    auto st = std::make_shared<guarded_state>(policy_);
+    // The handler's allocator, as Asio's operations use it; by default Asio's
+    // thread-local recycling cache.
+    auto st = std::allocate_shared<guarded_state>(
+        asio::get_associated_allocator(h, asio::recycling_allocator<void>()), policy_);
     auto own = asio::get_associated_cancellation_slot(h);
     const bool attached = own.is_connected();
     if (attached)
@@ -284,10 +292,16 @@ template <typename T>
 class initiate_cancel_and_wait
 {
 public:
+  using executor_type = asio::any_io_executor;
+
   initiate_cancel_and_wait(task_handle<T> target, cancel_reason r)
     : target_(std::move(target)), reason_(std::move(r))
   {
   }
+
+  // The target's group's: where it completes for a handler without an
+  // executor (and what use_promise needs).
+  executor_type get_executor() const noexcept { return target_.get_executor(); }
 
   template <typename Handler>
   void operator()(Handler&& h) const
@@ -307,6 +321,148 @@ private:
   cancel_reason reason_;
 };
 
+// --- cancel_and_wait over several targets --------------------------------------
+
+// What the waits on each target share: their outcomes, the count of those
+// still waiting, and one signal per wait, through which the caller's
+// cancellation stops them all. Every wait completes on the caller's
+// handler's executor, where the caller's slot is also emitted: so the last
+// completion, which clears that slot, never races an emit into it.
+template <typename Handler, typename T, typename Executor>
+class cancel_all_state
+{
+public:
+  cancel_all_state(Handler h, std::size_t n, Executor ex)
+    : handler_(std::move(h)), outcomes_(n), signals_(new asio::cancellation_signal[n]), left_(n),
+      ex_(std::move(ex))
+  {
+  }
+
+  // Connect the caller's slot: a request there stops every wait.
+  void attach()
+  {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (!slot.is_connected())
+      return;
+    attached_ = true;
+    slot.template emplace<abort_all>(this);
+  }
+
+  const Executor& executor() const noexcept { return ex_; }
+  asio::cancellation_slot slot(std::size_t i) const noexcept { return signals_[i].slot(); }
+
+  // Target @p i's outcome; the last one completes the caller. @p self is the
+  // reference the wait held.
+  static void done(std::shared_ptr<cancel_all_state> self, std::size_t i, std::exception_ptr e)
+  {
+    self->outcomes_[i] = std::move(e);
+    if (self->left_.fetch_sub(1, std::memory_order_acq_rel) != 1)
+      return;
+    // Posted: this may run inside the caller's slot's handler (a wait
+    // stopped inline by abort_all), which must not clear its own slot.
+    const Executor ex = self->ex_;
+    asio::post(ex, [self = std::move(self)]() mutable { finish(std::move(self)); });
+  }
+
+private:
+  static void finish(std::shared_ptr<cancel_all_state> self)
+  {
+    cancel_all_state& s = *self;
+    if (s.attached_)
+      asio::get_associated_cancellation_slot(s.handler_).clear();
+    std::exception_ptr out;
+    if (s.aborted_)
+      out = std::make_exception_ptr(cancelled_error(
+          make_error_code(asio::error::operation_aborted), reason_for_completion(s.handler_)));
+    else
+      for (std::exception_ptr& o : s.outcomes_)
+        if (o)
+        {
+          out = std::move(o);
+          break;
+        }
+    Handler h = std::move(s.handler_);
+    self.reset();
+    std::move(h)(std::move(out));
+  }
+
+  struct abort_all
+  {
+    cancel_all_state* s;
+    void operator()(asio::cancellation_type_t)
+    {
+      s->aborted_ = true;
+      for (std::size_t i = 0; i != s->outcomes_.size(); ++i)
+        s->signals_[i].emit(asio::cancellation_type::terminal);
+    }
+  };
+
+  Handler handler_;
+  std::vector<std::exception_ptr> outcomes_;
+  std::unique_ptr<asio::cancellation_signal[]> signals_;
+  std::atomic<std::size_t> left_;
+  Executor ex_;
+  bool attached_ = false;
+  std::atomic<bool> aborted_{false};
+};
+
+// The handler of the wait on one of several targets.
+template <typename State>
+class cancel_all_member
+{
+public:
+  using executor_type = std::decay_t<decltype(std::declval<const State&>().executor())>;
+  using cancellation_slot_type = asio::cancellation_slot;
+
+  cancel_all_member(std::shared_ptr<State> s, std::size_t i) : state_(std::move(s)), i_(i) {}
+
+  executor_type get_executor() const noexcept { return state_->executor(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return state_->slot(i_); }
+
+  void operator()(std::exception_ptr e) { State::done(std::move(state_), i_, std::move(e)); }
+
+private:
+  std::shared_ptr<State> state_;
+  std::size_t i_;
+};
+
+template <typename T>
+class initiate_cancel_and_wait_all
+{
+public:
+  using executor_type = asio::any_io_executor;
+
+  initiate_cancel_and_wait_all(std::vector<task_handle<T>> targets, cancel_reason r)
+    : targets_(std::move(targets)), reason_(std::move(r))
+  {
+  }
+
+  executor_type get_executor() const noexcept
+  {
+    return targets_.empty() ? executor_type() : targets_.front().get_executor();
+  }
+
+  template <typename Handler>
+  void operator()(Handler&& h) const
+  {
+    using handler_type = std::decay_t<Handler>;
+    if (targets_.empty()
+        || std::any_of(targets_.begin(), targets_.end(), [](const task_handle<T>& t) { return !t; }))
+      throw boost::system::system_error(
+          make_error_code(boost::system::errc::invalid_argument), "arc::cancel_and_wait");
+    auto ex = asio::get_associated_executor(h, get_executor());
+    using state_type = cancel_all_state<handler_type, T, decltype(ex)>;
+    auto st = std::make_shared<state_type>(std::forward<Handler>(h), targets_.size(), std::move(ex));
+    st->attach();
+    for (std::size_t i = 0; i != targets_.size(); ++i)
+      initiate_cancel_and_wait<T>(targets_[i], reason_)(cancel_all_member<state_type>(st, i));
+  }
+
+private:
+  std::vector<task_handle<T>> targets_;
+  cancel_reason reason_;
+};
+
 template <typename T, typename Executor>
 boost::asio::awaitable<T, Executor> run_cleanup(boost::asio::awaitable<T, Executor> work,
     escalation_policy policy, std::source_location where)
@@ -318,7 +474,7 @@ boost::asio::awaitable<T, Executor> run_cleanup(boost::asio::awaitable<T, Execut
   st->body()->group_child_ = outer->owner()->group_child_;
 
   gate_hold hold(outer);
-  initiate_co_spawn<asio::any_io_executor>(inner, st->body_ref())(
+  spawn_work(inner, st->body_ref(),
       work_completion<cleanup_state<T>>(st), std::move(work));
   co_await st->done().async_wait(
       asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable_t<Executor>()));
@@ -343,6 +499,14 @@ auto cancel_and_wait(const task_handle<T>& target, cancel_reason reason, Complet
 {
   return boost::asio::async_initiate<CompletionToken, cancel_and_wait_signature>(
       detail::initiate_cancel_and_wait<T>(target, std::move(reason)), token);
+}
+
+template <typename T, BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr)) CompletionToken>
+auto cancel_and_wait(const std::vector<task_handle<T>>& targets, cancel_reason reason,
+    CompletionToken&& token)
+{
+  return boost::asio::async_initiate<CompletionToken, cancel_and_wait_signature>(
+      detail::initiate_cancel_and_wait_all<T>(targets, std::move(reason)), token);
 }
 
 template <typename T, typename Executor>

@@ -207,7 +207,13 @@ public:
                           : task_ref::adopt(task_state_impl<Executor>::create(
                               cancel_source_options{}.history_limit, ex, nullptr));
     task->is_own_executor_ = &task_executor<Executor>::holds;
-    if (source_ && !task_)
+    // An executor that claims its spawns (a shield executor) gets the task
+    // before it starts, and nothing outside is linked to it.
+    constexpr bool claimed = requires(const Executor& e, task_state& t) { e.arc_shielded_spawn(t); };
+    if constexpr (claimed)
+      if (!task_)
+        ex.arc_shielded_spawn(*task);
+    if (source_ && !task_ && !claimed)
       source_->attach_child(task.get(), unchanged_policy());
 
     // A scope of a task (with_timeout's body) already follows the task
@@ -215,7 +221,7 @@ public:
     // task's requests twice.
     bool linked = false;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    if (slot.is_connected() && task->owner() == task.get())
+    if (!claimed && slot.is_connected() && task->owner() == task.get())
     {
       using view = decltype(reason_view(slot));
       slot.template emplace<task_link<view>>(task, parent, reason_view(slot));

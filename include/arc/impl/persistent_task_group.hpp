@@ -199,7 +199,16 @@ template <typename T>
 class initiate_handle_wait
 {
 public:
+  using executor_type = asio::any_io_executor;
+
   explicit initiate_handle_wait(group_child_ptr c) noexcept : child_(std::move(c)) {}
+
+  // The group's: where the wait completes for a handler without an executor
+  // (and what use_promise needs).
+  executor_type get_executor() const noexcept
+  {
+    return child_ ? child_->group()->executor() : executor_type();
+  }
 
   template <typename Handler>
   void operator()(Handler&& h) const
@@ -412,6 +421,12 @@ template <typename T>
 task_info task_handle<T>::info() const
 {
   return child_ ? child_->info() : task_info();
+}
+
+template <typename T>
+boost::asio::any_io_executor task_handle<T>::get_executor() const noexcept
+{
+  return child_ ? child_->group()->executor() : boost::asio::any_io_executor();
 }
 
 template <typename T>
