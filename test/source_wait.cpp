@@ -15,6 +15,9 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+// On Boost 1.81 promise.hpp must come before use_promise.hpp.
+#include <boost/asio/experimental/promise.hpp>
+#include <boost/asio/experimental/use_promise.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -232,6 +235,24 @@ TEST(source_wait, use_future_gets_the_reason)
   asio::post(ctx, [&] { src.cancel(why); });
   ctx.run();
   EXPECT_EQ(fut.get(), why);
+}
+
+// Regression: the wait's memory was given back through the allocator of the
+// handler it had moved out, and experimental::promise's handler dereferences
+// its moved-from state to answer (UBSan saw it through cancel_and_wait).
+TEST(source_wait, use_promise_gets_the_reason)
+{
+  asio::io_context ctx;
+  arc::cancel_source src(ctx);
+  auto p = src.async_wait(asio::experimental::use_promise);
+  const auto why = arc::reason::signal(15);
+  asio::post(ctx, [&] { src.cancel(why); });
+  arc_test::run_until(ctx, [&] { return p.completed(); });
+  arc::cancel_reason got;
+  p([&](arc::cancel_reason r) { got = std::move(r); });
+  ctx.restart();
+  ctx.run();
+  EXPECT_EQ(got, why);
 }
 
 TEST(source_wait, a_coroutine_awaits_the_reason)

@@ -219,7 +219,7 @@ public:
     source_wait* p = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try
     {
-      return ::new (p) source_wait(std::move(h), io_ex, src, service);
+      return ::new (p) source_wait(std::move(h), io_ex, src, service, alloc);
     }
     catch (...)
     {
@@ -255,9 +255,9 @@ private:
       std::declval<const IoExecutor&>(), asio::execution::outstanding_work.tracked))>;
 
   source_wait(Handler&& h, const IoExecutor& io_ex, source_state* src,
-      context_registry* service)
+      context_registry* service, const allocator_type& alloc)
     : source_wait_base(src, service), handler_(std::move(h)),
-      work_(asio::prefer(io_ex, asio::execution::outstanding_work.tracked))
+      work_(asio::prefer(io_ex, asio::execution::outstanding_work.tracked)), alloc_(alloc)
   {
   }
 
@@ -279,13 +279,17 @@ private:
 
   void destroy() noexcept override
   {
-    allocator_type alloc(asio::get_associated_allocator(handler_));
+    // The allocator kept at creation: the handler has been moved out by now,
+    // and a moved-from handler need not answer (experimental::promise's
+    // does not).
+    allocator_type alloc(alloc_);
     this->~source_wait();
     std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
   }
 
   Handler handler_;
   std::optional<work_executor> work_;
+  [[no_unique_address]] allocator_type alloc_;
   bool slot_used_ = false;
 };
 
@@ -293,8 +297,18 @@ private:
 class initiate_source_wait
 {
 public:
+  using executor_type = asio::any_io_executor;
+
   // Holds the state: a deferred wait may start once the handle is gone.
   explicit initiate_source_wait(source_state* src) noexcept : source_(src) {}
+
+  // The source's executor (empty if it has none): where the wait completes
+  // for a handler without one, and what use_promise needs.
+  executor_type get_executor() const
+  {
+    source_state* src = source_.get();
+    return src && src->has_executor() ? src->executor() : executor_type();
+  }
 
   template <typename Handler>
   void operator()(Handler&& h) const
