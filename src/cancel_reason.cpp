@@ -6,8 +6,10 @@
 #include <boost/asio/recycling_allocator.hpp>
 
 #include <csignal>
+#include <cstdio>
 #include <ostream>
 #include <string>
+#include <utility>
 
 namespace arc {
 namespace detail {
@@ -156,8 +158,26 @@ void append_duration(std::string& out, cancel_reason::clock::duration d)
     out += std::to_string(ns / 1'000'000) + "ms";
   else if (ns % 1'000 == 0)
     out += std::to_string(ns / 1'000) + "us";
-  else
+  else if (ns < 1'000 && ns > -1'000)
     out += std::to_string(ns) + "ns";
+  else
+  {
+    // Measured, not given (a deadline relative to when the reason was made):
+    // the largest unit, to three decimals, trailing zeros dropped.
+    const long long mag = ns < 0 ? -ns : ns;
+    const auto [unit, name] = mag >= 1'000'000'000 ? std::pair{1'000'000'000LL, "s"}
+        : mag >= 1'000'000                         ? std::pair{1'000'000LL, "ms"}
+                                                   : std::pair{1'000LL, "us"};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / static_cast<double>(unit));
+    std::string text(buf);
+    while (text.back() == '0')
+      text.pop_back();
+    if (text.back() == '.')
+      text.pop_back();
+    out += text;
+    out += name;
+  }
 }
 
 // "void ns::fetch(int)" -> "ns::fetch(int)": the return type is noise in a

@@ -563,6 +563,11 @@ TEST(cancel_reason, timeout_durations_print_in_their_natural_unit)
   EXPECT_EQ(arc::to_string(arc::reason::timeout(250ms)).rfind("timeout (deadline 250ms) at ", 0), 0u);
   EXPECT_EQ(arc::to_string(arc::reason::timeout(1500us)).rfind("timeout (deadline 1500us) at ", 0), 0u);
   EXPECT_EQ(arc::to_string(arc::reason::timeout(7ns)).rfind("timeout (deadline 7ns) at ", 0), 0u);
+  // A deadline measured rather than given reads in its largest unit.
+  const auto when = std::chrono::steady_clock::now() + 2'123'456'789ns;
+  const std::string measured = arc::to_string(arc::reason::shield_deadline(when));
+  EXPECT_NE(measured.find("(deadline in 2.12"), std::string::npos) << measured;
+  EXPECT_EQ(measured.find("ns)"), std::string::npos) << measured;
   EXPECT_EQ(arc::to_string(arc::reason::timeout(2min)).rfind("timeout (deadline 120s) at ", 0), 0u);
 }
 
