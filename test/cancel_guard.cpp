@@ -538,6 +538,67 @@ asio::awaitable<void> fail_when_cancelled()
   throw std::runtime_error("cleanup failed");
 }
 
+// Takes no notice of any cancellation, ever.
+asio::awaitable<void> ignore_cancellation_forever()
+{
+  for (;;)
+  {
+    try
+    {
+      co_await sleep_for(1h);
+    }
+    catch (const boost::system::system_error&)
+    {
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+  }
+}
+
+// Runs a task that awaits @p wait(), cancels that task with @p why while it
+// waits, and returns what the wait threw.
+template <typename Wait>
+std::exception_ptr await_cancelled_caller(asio::io_context& ctx, const arc::cancel_reason& why, Wait wait)
+{
+  arc::cancel_source caller(ctx);
+  std::exception_ptr out;
+  bool done = false;
+  arc::co_spawn(ctx,
+      [&]() -> asio::awaitable<void> {
+        try
+        {
+          co_await wait();
+        }
+        catch (...)
+        {
+          out = std::current_exception();
+        }
+        done = true;
+      },
+      arc::bind_cancel(caller, asio::detached));
+  asio::post(ctx, [&] { caller.cancel(why); });
+  run_until(ctx, [&] { return done; });
+  return out;
+}
+
+// @p out is cancelled_error(operation_aborted, @p why).
+void expect_cancelled_by(const std::exception_ptr& out, const arc::cancel_reason& why)
+{
+  ASSERT_TRUE(out);
+  try
+  {
+    std::rethrow_exception(out);
+  }
+  catch (const arc::cancelled_error& e)
+  {
+    EXPECT_EQ(e.code(), asio::error::operation_aborted);
+    EXPECT_EQ(e.reason(), why);
+  }
+  catch (...)
+  {
+    ADD_FAILURE() << "not a cancelled_error";
+  }
+}
+
 } // namespace
 
 TEST(cancel_guard, cancel_and_wait_completes_normally_when_the_target_ended_cancelled)
@@ -591,49 +652,12 @@ TEST(cancel_guard, cancel_and_wait_completes_with_the_callers_own_cancellation)
   asio::io_context ctx;
   arc::persistent_task_group g(ctx);
   auto h = g.spawn(swallow_cancellation()); // takes no notice: runs on
-  arc::cancel_source caller(ctx);
   const auto C = arc::reason::user("caller gone");
-  // The target ignores its cancel for an hour; the caller is cancelled meanwhile.
-  auto stubborn = g.spawn([]() -> asio::awaitable<void> {
-    for (;;)
-    {
-      try
-      {
-        co_await sleep_for(1h);
-      }
-      catch (const boost::system::system_error&)
-      {
-      }
-      co_await asio::this_coro::reset_cancellation_state();
-    }
-  });
-  std::exception_ptr out;
-  bool done = false;
-  arc::co_spawn(ctx,
-      [&]() -> asio::awaitable<void> {
-        try
-        {
-          co_await arc::cancel_and_wait(stubborn, arc::reason::user("stop"), asio::use_awaitable);
-        }
-        catch (...)
-        {
-          out = std::current_exception();
-        }
-        done = true;
-      },
-      arc::bind_cancel(caller, asio::detached));
-  asio::post(ctx, [&] { caller.cancel(C); });
-  run_until(ctx, [&] { return done; });
-  ASSERT_TRUE(out);
-  try
-  {
-    std::rethrow_exception(out);
-  }
-  catch (const arc::cancelled_error& e)
-  {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted);
-    EXPECT_EQ(e.reason(), C);
-  }
+  // The target ignores every cancel; the caller is cancelled meanwhile.
+  auto stubborn = g.spawn(ignore_cancellation_forever());
+  expect_cancelled_by(await_cancelled_caller(ctx, C,
+                          [&] { return arc::cancel_and_wait(stubborn, arc::reason::user("stop"), asio::use_awaitable); }),
+      C);
   EXPECT_FALSE(stubborn.done()) << "the waiting stopped; the target runs on";
   EXPECT_TRUE(stubborn.cancelled());
   g.cancel(arc::reason::user("end"), asio::cancellation_type::terminal | arc::force);
@@ -789,49 +813,11 @@ TEST(cancel_guard, cancel_and_wait_over_several_targets_completes_with_the_calle
 {
   asio::io_context ctx;
   arc::persistent_task_group g(ctx);
-  const auto stubborn = []() -> asio::awaitable<void> {
-    for (;;)
-    {
-      try
-      {
-        co_await sleep_for(1h);
-      }
-      catch (const boost::system::system_error&)
-      {
-      }
-      co_await asio::this_coro::reset_cancellation_state();
-    }
-  };
-  const std::vector<arc::task_handle<>> targets{g.spawn(stubborn), g.spawn(sleep_for(1h))};
-  arc::cancel_source caller(ctx);
+  const std::vector<arc::task_handle<>> targets{g.spawn(ignore_cancellation_forever()), g.spawn(sleep_for(1h))};
   const auto C = arc::reason::user("caller gone");
-  std::exception_ptr out;
-  bool done = false;
-  arc::co_spawn(ctx,
-      [&]() -> asio::awaitable<void> {
-        try
-        {
-          co_await arc::cancel_and_wait(targets, arc::reason::user("stop"), asio::use_awaitable);
-        }
-        catch (...)
-        {
-          out = std::current_exception();
-        }
-        done = true;
-      },
-      arc::bind_cancel(caller, asio::detached));
-  asio::post(ctx, [&] { caller.cancel(C); });
-  run_until(ctx, [&] { return done; });
-  ASSERT_TRUE(out);
-  try
-  {
-    std::rethrow_exception(out);
-  }
-  catch (const arc::cancelled_error& e)
-  {
-    EXPECT_EQ(e.code(), asio::error::operation_aborted);
-    EXPECT_EQ(e.reason(), C);
-  }
+  expect_cancelled_by(await_cancelled_caller(ctx, C,
+                          [&] { return arc::cancel_and_wait(targets, arc::reason::user("stop"), asio::use_awaitable); }),
+      C);
   EXPECT_FALSE(targets[0].done()) << "the waiting stopped; the stubborn target runs on";
   EXPECT_TRUE(targets[0].cancelled());
   EXPECT_TRUE(targets[1].cancelled());

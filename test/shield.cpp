@@ -8,6 +8,7 @@
 #include <arc/reasoned.hpp>
 #include <arc/registry.hpp>
 
+#include "shutdown_util.hpp"
 #include "test_util.hpp"
 #include "token_kinds.hpp"
 
@@ -38,6 +39,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using boost::system::error_code;
 using arc_test::run_until;
+using arc_test::shut_down;
 
 namespace {
 
@@ -87,30 +89,6 @@ asio::awaitable<void> sleep_then_throw(std::chrono::milliseconds d, const char* 
   throw std::runtime_error(what);
 }
 
-// A context's shutdown, started when @p after has passed, run to its end.
-struct context_shutdown
-{
-  error_code ec = asio::error::fault;
-  arc::shutdown_report report;
-};
-
-context_shutdown shut_down(asio::io_context& ctx, arc::shutdown_options opts,
-    std::chrono::milliseconds after = 0ms)
-{
-  context_shutdown out;
-  bool done = false;
-  asio::steady_timer later(ctx, after);
-  later.async_wait([&](error_code) {
-    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), opts,
-        [&](error_code e, arc::shutdown_report r) {
-          out.ec = e;
-          out.report = std::move(r);
-          done = true;
-        });
-  });
-  run_until(ctx, [&] { return done; });
-  return out;
-}
 
 // Awaits a 1 h timer through arc::use_awaitable: the next cancellation point.
 asio::awaitable<void> next_cancellation_point(after_shield& seen)

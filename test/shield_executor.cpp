@@ -7,6 +7,7 @@
 #include <arc/persistent_task_group.hpp>
 #include <arc/registry.hpp>
 
+#include "shutdown_util.hpp"
 #include "test_util.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -37,6 +38,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using boost::system::error_code;
 using arc_test::run_until;
+using arc_test::shut_down;
 
 namespace {
 
@@ -51,28 +53,6 @@ asio::awaitable<void> sleep_then_set(std::chrono::steady_clock::duration d, bool
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(asio::use_awaitable);
   *done = true;
-}
-
-struct context_shutdown
-{
-  error_code ec = asio::error::fault;
-  arc::shutdown_report report;
-};
-
-context_shutdown shut_down(asio::io_context& ctx, arc::shutdown_options opts)
-{
-  context_shutdown out;
-  bool done = false;
-  asio::post(ctx, [&] {
-    arc::async_shutdown(ctx, arc::reason::shutdown("stop"), opts,
-        [&](error_code e, arc::shutdown_report r) {
-          out.ec = e;
-          out.report = std::move(r);
-          done = true;
-        });
-  });
-  run_until(ctx, [&] { return done; });
-  return out;
 }
 
 } // namespace
