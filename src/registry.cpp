@@ -482,9 +482,22 @@ registry::~registry()
 
 void registry::shutdown()
 {
-  // Nothing to do yet: the context's other services destroy the handlers
-  // they own after this, and each group child they abandon reports itself
-  // through the core, which outlives the service.
+  // The context's other services destroy the handlers they own after this
+  // (the scheduler was made first, so it is shut down last), and each group
+  // child they abandon reports itself through the core, which outlives the
+  // service. A shield executor's pending work is destroyed with them: it is
+  // reported here, once per executor, while the count still says so.
+  for (const detail::shield_scope_ref& s : core_->busy_scopes())
+  {
+    const shield_info i = s->info();
+    task_info t;
+    t.id = i.id;
+    t.name = i.name;
+    t.group = "(shield executor)";
+    t.where = i.where;
+    t.age = i.age;
+    core_->abandoned(t);
+  }
 }
 
 std::vector<group_info> registry::groups() const

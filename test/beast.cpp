@@ -1,11 +1,14 @@
-// Tests of arc's token adapters with Boost.Beast: bind_cancel, with_reason and
-// arc::cancel_after on beast::tcp_stream and HTTP operations, over loopback.
+// Tests of arc's token adapters with Boost.Beast: bind_cancel, with_reason,
+// arc::cancel_after, arc::shielded and a shield executor on beast::tcp_stream
+// and HTTP operations, over loopback.
 #include <arc/bind_cancel.hpp>
 #include <arc/cancel_after.hpp>
 #include <arc/co_spawn.hpp>
 #include <arc/persistent_task_group.hpp>
 #include <arc/reasoned.hpp>
+#include <arc/shield.hpp>
 
+#include "shutdown_util.hpp"
 #include "test_util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -251,4 +255,62 @@ TEST(beast, a_group_child_in_http_read_is_cancelled_by_the_group_as_parent_and_i
   EXPECT_EQ(errors, 0);
   ASSERT_TRUE(result);
   EXPECT_THROW(std::rethrow_exception(result), arc::cancelled_error);
+}
+
+namespace {
+
+// The client sends hello() after @p delay.
+void send_hello_later(connected_pair& p, asio::steady_timer& later, http::request<http::string_body>& req,
+    std::chrono::milliseconds delay)
+{
+  later.expires_after(delay);
+  later.async_wait([&](error_code) { http::async_write(p.client, req, [](error_code, std::size_t) {}); });
+}
+
+} // namespace
+
+TEST(beast, a_shielded_http_read_in_a_group_child_is_not_cut_by_the_groups_cancel)
+{
+  connected_pair p;
+  arc::persistent_task_group g(p.ctx);
+  const auto R = arc::reason::shutdown("draining");
+  error_code read_ec = asio::error::would_block;
+  bool cancelled_after_read = false;
+  auto h = g.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, n] = co_await http::async_read(p.server, p.buffer, p.request,
+        arc::shielded(asio::as_tuple(asio::use_awaitable)));
+    read_ec = ec;
+    cancelled_after_read = arc::this_task::cancelled();
+  });
+  asio::post(p.ctx, [&] { g.cancel(R); });
+  asio::steady_timer later(p.ctx);
+  auto req = hello();
+  send_hello_later(p, later, req, 20ms);
+  arc_test::run_until(p.ctx, [&] { return h.done(); });
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_EQ(p.request.target(), "/hello");
+  EXPECT_EQ(p.request.body(), "hello");
+  EXPECT_TRUE(cancelled_after_read) << "the group's request was recorded meanwhile";
+}
+
+TEST(beast, a_context_shutdown_waits_for_an_http_read_whose_handler_runs_on_a_shield_executor)
+{
+  connected_pair p;
+  auto audit = arc::make_shield_executor(p.ctx.get_executor(), {.name = "audit read"});
+  bool read_done = false;
+  error_code read_ec = asio::error::would_block;
+  http::async_read(p.server, p.buffer, p.request, asio::bind_executor(audit, [&](error_code ec, std::size_t) {
+    read_ec = ec;
+    read_done = true;
+  }));
+  asio::steady_timer later(p.ctx);
+  auto req = hello();
+  send_hello_later(p, later, req, 30ms);
+  const arc_test::context_shutdown out = arc_test::shut_down(p.ctx, {.grace = 1s, .force_after = 10s});
+  EXPECT_TRUE(read_done) << "the shutdown completed after the read's handler";
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_FALSE(out.ec);
+  ASSERT_EQ(out.report.shields.size(), 1u);
+  EXPECT_EQ(out.report.shields[0].name, "audit read");
+  EXPECT_EQ(out.report.shields[0].status, arc::shield_status::done);
 }

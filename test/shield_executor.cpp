@@ -297,18 +297,38 @@ TEST(shield_executor, copies_share_one_shield_and_compare_equal)
   ctx.run();
 }
 
-TEST(shield_executor, functions_destroyed_unrun_with_their_context_are_no_longer_pending)
+TEST(shield_executor, functions_destroyed_unrun_with_their_context_are_reported_once_and_no_longer_pending)
 {
   std::optional<io_shield_executor> kept;
   auto witness = std::make_shared<int>(0);
+  std::vector<arc::task_info> abandoned;
   {
     asio::io_context ctx;
-    kept = arc::make_shield_executor(ctx.get_executor());
+    asio::use_service<arc::registry>(ctx).on_abandoned(
+        [&](const arc::task_info& t) { abandoned.push_back(t); });
+    kept = arc::make_shield_executor(ctx.get_executor(), {.name = "flush"});
     asio::post(*kept, [witness] {});
-    EXPECT_EQ(kept->info().pending, 1u);
+    asio::post(*kept, [witness] {});
+    EXPECT_EQ(kept->info().pending, 2u);
   }
-  EXPECT_EQ(witness.use_count(), 1) << "the function was destroyed with the context";
+  EXPECT_EQ(witness.use_count(), 1) << "the functions were destroyed with the context";
   EXPECT_EQ(kept->info().pending, 0u);
+  ASSERT_EQ(abandoned.size(), 1u) << "once per executor";
+  EXPECT_EQ(abandoned[0].group, "(shield executor)");
+  EXPECT_EQ(abandoned[0].name, "flush");
+}
+
+TEST(shield_executor, an_idle_executor_is_not_reported_when_its_context_is_destroyed)
+{
+  int reports = 0;
+  {
+    asio::io_context ctx;
+    asio::use_service<arc::registry>(ctx).on_abandoned([&](const arc::task_info&) { ++reports; });
+    auto ex = arc::make_shield_executor(ctx.get_executor());
+    asio::post(ex, [] {});
+    ctx.run();
+  }
+  EXPECT_EQ(reports, 0);
 }
 
 TEST(shield_executor, used_after_its_context_is_destroyed_throws_context_destroyed_and_runs_nothing)

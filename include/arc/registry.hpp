@@ -60,7 +60,8 @@ public:
   /// A snapshot of every group on the context, in registration order.
   std::vector<group_info> groups() const;
 
-  /// A snapshot of every shield whose work is running, in the order they were entered.
+  /// A snapshot of every shield whose work is running, in the order they were
+  /// entered, then every shield executor with work pending.
   std::vector<shield_info> shields() const;
 
   /// Set the hook called when a detached shield's work fails and nobody receives it.
@@ -74,7 +75,9 @@ public:
   /// Set the hook called for each task destroyed unfinished with the context.
   /**
    * Called during the context's destruction, on the destroying thread. A
-   * shield's work is reported too, with `group` "(shield)".
+   * shield's work is reported too, with `group` "(shield)", and so is a
+   * shield executor with work still pending, once, with `group`
+   * "(shield executor)", its name, where it was made and its age.
    */
   void on_abandoned(abandoned_handler h);
 
