@@ -159,12 +159,7 @@ void shield_scope::check_alive() const
 
 std::chrono::steady_clock::time_point shield_scope::deadline_from_now() const noexcept
 {
-  auto at = std::chrono::steady_clock::time_point::max();
-  if (deadline_)
-    at = std::chrono::steady_clock::now() + *deadline_;
-  if (deadline_at_)
-    at = std::min(at, *deadline_at_);
-  return at;
+  return earliest_deadline(deadline_, deadline_at_);
 }
 
 shield_info shield_scope::info() const

@@ -21,6 +21,20 @@ namespace arc::detail {
 
 class registry_core;
 
+// The earlier of now + @p after and @p at; time_point::max() for neither. A
+// shield's deadline and a shield executor's task deadline are both this.
+inline std::chrono::steady_clock::time_point earliest_deadline(
+    const std::optional<std::chrono::steady_clock::duration>& after,
+    const std::optional<std::chrono::steady_clock::time_point>& at) noexcept
+{
+  auto when = std::chrono::steady_clock::time_point::max();
+  if (after)
+    when = std::chrono::steady_clock::now() + *after;
+  if (at && *at < when)
+    when = *at;
+  return when;
+}
+
 // What the copies of one shield executor share: the count of the work
 // outstanding through them, and the waiters for that count to reach zero.
 //

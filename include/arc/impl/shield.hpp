@@ -14,7 +14,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <algorithm>
 #include <type_traits>
 #include <utility>
 
@@ -57,16 +56,6 @@ private:
   void destroy_self() noexcept override { delete this; }
 };
 
-inline std::chrono::steady_clock::time_point shield_deadline_of(const shield_options& o)
-{
-  auto at = std::chrono::steady_clock::time_point::max();
-  if (o.deadline)
-    at = std::chrono::steady_clock::now() + *o.deadline;
-  if (o.deadline_at)
-    at = std::min(at, *o.deadline_at);
-  return at;
-}
-
 } // namespace arc::detail
 
 namespace arc::detail {
@@ -81,7 +70,7 @@ boost::asio::awaitable<T, Executor> run_shield(boost::asio::awaitable<T, Executo
   const asio::any_io_executor inner = unwrap_task_executor(asio::any_io_executor(ex));
   task_state* outer = current_task();
   const bool defer = opts.policy == shield_policy::defer;
-  auto st = shield_state<T>::make(std::move(name), where, shield_deadline_of(opts),
+  auto st = shield_state<T>::make(std::move(name), where, earliest_deadline(opts.deadline, opts.deadline_at),
       std::move(on_done), inner);
   // Inside a defer-shield the work is still the awaiting child's: its group
   // and name are the task's (the task outlives the wait).
